@@ -1,0 +1,32 @@
+"""sam-widget: Segment Anything, live inside Jupyter."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["SamAutomaticMaskGenerator", "SamPredictor", "SamWidget", "build_sam", "__version__"]
+
+if TYPE_CHECKING:
+    from .amg import SamAutomaticMaskGenerator
+    from .build import build_sam
+    from .predictor import SamPredictor
+    from .widget import SamWidget
+
+_LAZY = {
+    "build_sam": ".build",
+    "SamPredictor": ".predictor",
+    "SamAutomaticMaskGenerator": ".amg",
+    "SamWidget": ".widget",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy imports keep `import sam_widget` cheap and let each part import on its own.
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name], __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'sam_widget' has no attribute {name!r}")
