@@ -1,0 +1,567 @@
+"""Official checkpoints: where they live, where we cache them, how we fetch and load them.
+
+- ``OFFICIAL``: URL, file name, size and hashes of the published weights per variant.
+- ``cache_dir()``: ``$SAM_WIDGET_CACHE``, else ``$XDG_CACHE_HOME/sam-widget``, else
+  ``~/.cache/sam-widget``.
+- ``resolve_checkpoint()``: a user path (must exist) or the cached official file (downloaded
+  on first use).
+- ``download()``: stream to a private temp file next to the target, verify size and hashes,
+  fsync, then ``os.replace`` it into place. A failed download never touches the target.
+- ``load_state_dict()``: ``torch.load(..., weights_only=True)`` only, plus checks that the
+  result is a dict of tensors.
+
+Concurrency: every download writes its own temp file (``tempfile.mkstemp``: unique per
+process and thread) and publishes it with one atomic ``os.replace``. Readers therefore see
+either no file, the old file, or a complete verified file. We deliberately use no lock file:
+a crashed process can never leave a lock that blocks later downloads. The price is that two
+processes starting a first download at the same moment both fetch the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "OFFICIAL",
+    "CheckpointError",
+    "CheckpointInfo",
+    "DownloadError",
+    "cache_dir",
+    "download",
+    "load_state_dict",
+    "resolve_checkpoint",
+]
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One published checkpoint file.
+
+    ``size`` is in bytes; ``md5_prefix`` is the leading hex digits of the file's MD5 (the SAM
+    files carry them in their names); ``sha256`` is the full hex digest. ``None`` = unknown,
+    not checked.
+    """
+
+    url: str
+    filename: str
+    size: int | None = None
+    md5_prefix: str | None = None
+    sha256: str | None = None
+
+
+_SAM_BASE = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+# URLs and file names: facebookresearch/segment-anything README, "Model Checkpoints"; the
+# 6 hex digits in each name are the start of the file's MD5 (the published repo's naming).
+# Sizes: the same byte counts appear in several independent public download manifests
+# (e.g. an HTTP log "Length: 375042383" for vit_b; model tables listing all three).
+# SHA-256: computational-cell-analytics/micro-sam, micro_sam/util.py (_CHECKSUMS), and the
+# same digests in many other public manifests.
+# MobileSAM (vit_t): the file in ChaoningZhang/MobileSAM at weights/mobile_sam.pt. Size
+# 40728226 bytes and SHA-256 6dbb9052... are listed together for that GitHub file (also
+# pinned to commit f706ad9c4eb7f219c00d9050e46328518ffb65d2) in independent public
+# manifests; the same SHA-256 is micro-sam's _CHECKSUMS["vit_t"]. Its name carries no MD5.
+OFFICIAL: dict[str, CheckpointInfo] = {
+    "vit_h": CheckpointInfo(
+        url=_SAM_BASE + "sam_vit_h_4b8939.pth",
+        filename="sam_vit_h_4b8939.pth",
+        size=2564550879,
+        md5_prefix="4b8939",
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+    ),
+    "vit_l": CheckpointInfo(
+        url=_SAM_BASE + "sam_vit_l_0b3195.pth",
+        filename="sam_vit_l_0b3195.pth",
+        size=1249524607,
+        md5_prefix="0b3195",
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+    ),
+    "vit_b": CheckpointInfo(
+        url=_SAM_BASE + "sam_vit_b_01ec64.pth",
+        filename="sam_vit_b_01ec64.pth",
+        size=375042383,
+        md5_prefix="01ec64",
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+    ),
+    "vit_t": CheckpointInfo(
+        url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+        filename="mobile_sam.pt",
+        size=40728226,
+        md5_prefix=None,
+        sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+    ),
+}
+
+# Variants that exist (docs/ARCHITECTURE.md, config.VARIANTS) but have no published weights.
+_NO_OFFICIAL_WEIGHTS = frozenset({"tiny"})
+
+_CHUNK = 1 << 20  # 1 MiB per read
+_DEFAULT_TIMEOUT = 30.0  # seconds per connect / per socket read, not for the whole file
+_STALE_PART_AGE = 6 * 3600.0  # a temp file untouched this long belongs to a dead download
+_USER_AGENT = "sam-widget (+https://github.com/facebookresearch/segment-anything)"
+
+
+class DownloadError(RuntimeError):
+    """A checkpoint download failed (network, HTTP status, size or hash). The target file
+    was not created or changed."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file could not be loaded safely as a dict of tensors."""
+
+
+# ---------------------------------------------------------------------------------------
+# cache and resolution
+
+
+def cache_dir() -> Path:
+    """Directory for downloaded checkpoints (not created here).
+
+    ``$SAM_WIDGET_CACHE`` if set and non-empty, else ``$XDG_CACHE_HOME/sam-widget``, else
+    ``~/.cache/sam-widget``. Read from the environment on every call.
+    """
+    explicit = os.environ.get("SAM_WIDGET_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "sam-widget"
+    return Path.home() / ".cache" / "sam-widget"
+
+
+def _hint(variant: str | None, filename: str, dest: Path | None) -> str:
+    shown = repr(variant) if variant is not None else "variant"
+    text = (
+        "To use a checkpoint file you already have (or downloaded yourself), pass its path: "
+        f'build_sam({shown}, checkpoint="/path/to/{filename}")'
+    )
+    if dest is not None:
+        text += f", or save the file as {dest}"
+    return text + "."
+
+
+def _known_variants() -> frozenset[str]:
+    names = set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS
+    try:  # config.VARIANTS is the package-wide list (docs/ARCHITECTURE.md)
+        from .config import VARIANTS
+    except ImportError:
+        return frozenset(names)
+    return frozenset(names | set(VARIANTS))
+
+
+def resolve_checkpoint(
+    variant: str, checkpoint: str | os.PathLike[str] | None, *, progress: bool = True
+) -> Path:
+    """Path of the checkpoint file to load for ``variant``.
+
+    ``checkpoint`` given: that file, which must exist (``FileNotFoundError`` naming it).
+    ``checkpoint=None``: the official weights in ``cache_dir()``, downloaded and verified
+    first if missing (or if the cached file has the wrong size). Unknown variants and variants
+    without official weights (``"tiny"``) raise ``ValueError``.
+    """
+    if not isinstance(variant, str):
+        raise TypeError(f"variant must be a str, got {type(variant).__name__}")
+    known = _known_variants()
+    if variant not in known:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(known)}")
+
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(
+                f"checkpoint must be a path (str or os.PathLike) or None, "
+                f"got {type(checkpoint).__name__}"
+            )
+        path = Path(os.fspath(checkpoint)).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint file not found: {path}")
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint path is not a file: {path}")
+        return path
+
+    if variant not in OFFICIAL:
+        raise ValueError(
+            f"variant {variant!r} has no official weights; pass checkpoint=<path> or use "
+            f"pretrained=False (variants with official weights: {sorted(OFFICIAL)})"
+        )
+    info = OFFICIAL[variant]
+    dest = cache_dir() / info.filename
+    if dest.is_file():
+        actual = dest.stat().st_size
+        if info.size is None or actual == info.size:
+            # Only verified files are ever renamed into the cache, so the size check is
+            # enough here; re-hashing gigabytes on every model load would be slow.
+            return dest
+        warnings.warn(
+            f"cached checkpoint {dest} has {actual} bytes, expected {info.size}; "
+            "downloading it again (the file is replaced only after the new one is verified)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return _download(
+        info.url,
+        dest,
+        size=info.size,
+        md5_prefix=info.md5_prefix,
+        sha256=info.sha256,
+        progress=progress,
+        timeout=_DEFAULT_TIMEOUT,
+        variant=variant,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# download
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    md5_prefix: str | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+    timeout: float = _DEFAULT_TIMEOUT,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically and verified; return ``dest`` as a Path.
+
+    The body streams into a unique temp file in ``dest``'s directory while MD5/SHA-256 are
+    computed; the byte count is checked against ``Content-Length`` and ``size``, the hashes
+    against ``md5_prefix`` (leading hex digits) and ``sha256``; then the temp file is
+    fsynced and ``os.replace``-d onto ``dest``. Any failure raises ``DownloadError`` (the
+    message says what failed and how to use a local file instead), removes the temp file
+    and leaves an existing ``dest`` untouched. ``timeout`` (seconds) bounds the connection
+    and each socket read. ``progress=False`` disables the tqdm bar (stderr).
+    """
+    return _download(
+        url,
+        Path(os.fspath(dest)),
+        size=size,
+        md5_prefix=md5_prefix,
+        sha256=sha256,
+        progress=progress,
+        timeout=timeout,
+        variant=None,
+    )
+
+
+def _part_prefix(dest: Path) -> str:
+    return f".{dest.name}."
+
+
+def _remove_stale_parts(dest: Path) -> None:
+    """Remove temp files of downloads of ``dest`` that died without cleaning up (killed
+    processes). A live download writes its temp file at least every ``timeout`` seconds,
+    so anything untouched for hours is dead."""
+    now = time.time()
+    prefix = _part_prefix(dest)
+    try:
+        entries = list(dest.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".part")):
+            continue
+        try:
+            if now - entry.stat().st_mtime > _STALE_PART_AGE:
+                entry.unlink()
+        except OSError:
+            pass
+
+
+def _describe_network_error(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        if isinstance(reason, BaseException):
+            return _describe_network_error(reason, timeout)
+        return f"could not connect ({reason})"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return f"the connection timed out (no data for {timeout:g} s)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused (no server listening at that address)"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name could not be resolved ({exc}); are you offline?"
+    if isinstance(exc, ConnectionError):
+        return f"the connection broke ({type(exc).__name__}: {exc})"
+    if isinstance(exc, http.client.HTTPException):
+        return f"the HTTP response was malformed or cut off ({type(exc).__name__}: {exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable on POSIX; directories cannot be opened on Windows.
+    if sys.platform.startswith("win"):
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _download(
+    url: str,
+    dest: Path,
+    *,
+    size: int | None,
+    md5_prefix: str | None,
+    sha256: str | None,
+    progress: bool,
+    timeout: float,
+    variant: str | None,
+) -> Path:
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"url must be a non-empty str, got {url!r}")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise ValueError(f"size must be a non-negative int or None, got {size!r}")
+    if md5_prefix is not None:
+        md5_prefix = md5_prefix.lower()
+    if sha256 is not None:
+        sha256 = sha256.lower()
+    hint = _hint(variant, dest.name, dest)
+
+    def fail(what: str) -> DownloadError:
+        return DownloadError(f"Could not download {url} -> {dest}: {what}.\n{hint}")
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"cannot create the directory {dest.parent} ({exc})") from exc
+    _remove_stale_parts(dest)
+    if size is not None:
+        try:
+            free = shutil.disk_usage(dest.parent).free
+        except OSError:
+            free = None
+        if free is not None and free < size:
+            raise fail(f"not enough disk space in {dest.parent}: need {size} bytes, {free} free")
+
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f"{_part_prefix(dest)}{os.getpid()}.", suffix=".part", dir=dest.parent
+        )
+    except OSError as exc:
+        raise fail(f"cannot create a temporary file in {dest.parent} ({exc})") from exc
+    tmp = Path(tmp_name)
+    published = False
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                response = urllib.request.urlopen(request, timeout=timeout)
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                raise fail(_describe_network_error(exc, timeout)) from exc
+            with response:
+                header = response.headers.get("Content-Length")
+                announced: int | None = None
+                if header is not None:
+                    try:
+                        announced = int(header)
+                    except ValueError:
+                        announced = None
+                if size is not None and announced is not None and announced != size:
+                    raise fail(
+                        f"the server announced {announced} bytes but the expected size is "
+                        f"{size} bytes (wrong file, or an error page)"
+                    )
+                total = size if size is not None else announced
+                md5 = hashlib.md5(usedforsecurity=False)
+                sha = hashlib.sha256()
+                received = 0
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=f"Downloading {dest.name}",
+                    disable=not progress,
+                    file=sys.stderr,
+                ) as bar:
+                    while True:
+                        try:
+                            chunk = response.read(_CHUNK)
+                        except (OSError, http.client.HTTPException) as exc:
+                            raise fail(
+                                f"the transfer failed after {received} bytes: "
+                                + _describe_network_error(exc, timeout)
+                            ) from exc
+                        if not chunk:
+                            break
+                        try:
+                            out.write(chunk)
+                        except OSError as exc:
+                            raise fail(f"cannot write {tmp} ({exc})") from exc
+                        md5.update(chunk)
+                        sha.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                        if size is not None and received > size:
+                            raise fail(f"the server sent more than the expected {size} bytes")
+            if announced is not None and received != announced:
+                raise fail(f"the transfer was cut off: received {received} of {announced} bytes")
+            if size is not None and received != size:
+                raise fail(f"received {received} bytes, expected {size} bytes")
+            if md5_prefix is not None and not md5.hexdigest().startswith(md5_prefix):
+                raise fail(
+                    f"MD5 mismatch: expected a digest starting with {md5_prefix}, "
+                    f"got {md5.hexdigest()} (corrupted or different file)"
+                )
+            if sha256 is not None and sha.hexdigest() != sha256:
+                raise fail(
+                    f"SHA-256 mismatch: expected {sha256}, got {sha.hexdigest()} "
+                    "(corrupted or different file)"
+                )
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise fail(f"cannot write {tmp} ({exc})") from exc
+        try:
+            os.replace(tmp, dest)
+        except OSError as exc:
+            # Windows refuses to replace a file that another process holds open (e.g. one
+            # loading it). If that file is a complete copy (only verified files are ever
+            # renamed into place, so another download of ours won the race), use it.
+            busy = sys.platform == "win32" and isinstance(exc, PermissionError)
+            if busy and dest.is_file() and dest.stat().st_size == received:
+                return dest
+            raise fail(f"cannot move the verified download into place ({exc})") from exc
+        published = True
+        _fsync_dir(dest.parent)
+        return dest
+    finally:
+        if not published:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+
+# Containers that training scripts commonly wrap a state dict in. We accept a top-level dict
+# whose values are all tensors, or else the dict of tensors under one of these keys (other
+# entries, such as optimizer state or epoch counters, are ignored).
+_WRAPPER_KEYS = ("model", "state_dict")
+
+
+def _is_tensor_dict(obj: Any, torch_mod: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, torch_mod.Tensor) for v in obj.values())
+    )
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    inner = exc.__cause__ or exc.__context__
+    if inner is not None and str(inner):
+        return str(inner).splitlines()[0]
+    lines = [line.strip() for line in str(exc).splitlines()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            if rest:
+                return rest
+            following = [x for x in lines[i + 1 :] if x]
+            if following:
+                return following[0]
+    return lines[0] if lines and lines[0] else type(exc).__name__
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Load a checkpoint file as ``{parameter name: tensor}`` on the CPU, safely.
+
+    Only ``torch.load(path, map_location="cpu", weights_only=True)`` is used: a pickle that
+    names arbitrary Python callables is refused before anything runs. Accepted layouts: a
+    dict of tensors, or such a dict under ``"model"`` or ``"state_dict"`` in a larger dict.
+    Raises ``FileNotFoundError`` for a missing file and ``CheckpointError`` (a ValueError)
+    naming the file for unsafe, truncated, corrupt or non-state-dict content.
+    """
+    import pickle
+
+    import torch
+
+    p = Path(os.fspath(path)).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {p}")
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint path is not a file: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except pickle.UnpicklingError as exc:
+        # torch wraps every refusal of its restricted unpickler in one long message; the
+        # specific reason is the chained exception (or the line after "WeightsUnpickler
+        # error:"). Either way the restricted unpickler stopped before running anything.
+        reason = _unpickler_reason(exc)
+        if "Unsupported global" in reason:
+            raise CheckpointError(
+                f"refused to load {p}: it references Python code that a safe load does not "
+                f"allow ({reason.split(' was not')[0]}); nothing in it was executed. Use "
+                "checkpoint files from a trusted source, saved as a plain state dict "
+                "(torch.save(model.state_dict(), path))."
+            ) from exc
+        raise CheckpointError(
+            f"cannot load {p}: it is corrupt, not a PyTorch checkpoint, or uses pickle "
+            f"features a safe load does not allow ({reason}); nothing in it was executed. "
+            "If it was downloaded, delete it and download it again."
+        ) from exc
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"cannot load {p}: the file is truncated, corrupt or not a PyTorch checkpoint "
+            f"({type(exc).__name__}: {first}). If it was downloaded, delete it and download "
+            "it again."
+        ) from exc
+
+    if _is_tensor_dict(obj, torch):
+        return dict(obj)
+    if isinstance(obj, dict):
+        for key in _WRAPPER_KEYS:
+            inner: Any = obj.get(key)
+            if _is_tensor_dict(inner, torch):
+                return dict(inner)
+    if isinstance(obj, dict) and not obj:
+        detail = "it is an empty dict"
+    elif isinstance(obj, dict):
+        bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)][:5]
+        detail = (
+            f"entries that are not tensors: {bad!r}, and no dict of tensors under "
+            f"{' or '.join(repr(k) for k in _WRAPPER_KEYS)}"
+        )
+    else:
+        detail = f"it holds a {type(obj).__name__}, not a dict"
+    raise CheckpointError(
+        f"{p} is not a model state dict (a dict of parameter name -> tensor): {detail}"
+    )
