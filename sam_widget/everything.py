@@ -1,0 +1,196 @@
+"""The widget's "segment everything": automatic masks in the background, keep one as object.
+
+- ``start(params)`` runs ``SamAutomaticMaskGenerator(predictor, **params)`` on its own thread
+  once the image's embedding is ready (the generator reuses the widget's embedding cache, so
+  the full-image crop is not encoded again), with ``status="segmenting"`` and ``progress``.
+  Records are sorted by area, largest first; the browser gets an ``everything`` label map at
+  display resolution in which smaller masks are drawn over larger ones (so every mask stays
+  visible), label ``k`` = record ``k - 1``.
+- Only one run at a time: asking again while one runs returns the running ``Future``.
+  A run for an image that was replaced meanwhile is cancelled (its ``Future`` raises
+  ``CancelledError``) and nothing is sent.
+- ``keep(index)`` makes record ``index`` a real object: one positive point at the record's
+  ``point_coords`` with the multimask ``candidate`` whose mask agrees best (IoU) with the
+  record's mask. Without crop layers and small-region post-processing that *is* the kept
+  mask (up to the generator's resampling); otherwise it is the closest mask the decoder gives
+  for that point on the full image. Either way the object stays editable like any other.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from concurrent.futures import CancelledError, Future
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .chain import Prompt
+from .codec import encode_label_map
+from .updates import upscale
+
+if TYPE_CHECKING:
+    from .widget import SamWidget
+
+__all__ = ["Everything", "label_map_display"]
+
+logger = logging.getLogger("sam_widget")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def label_map_display(masks: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """(h, w) uint16 label map of full-size bool ``masks`` sampled at display size (nearest
+    pixel centre); later masks are painted over earlier ones; label k = mask k - 1."""
+    out = np.zeros((height, width), dtype=np.uint16)
+    if not masks:
+        return out
+    big_h, big_w = masks[0].shape
+    rows = np.minimum(((np.arange(height) + 0.5) * big_h / height).astype(np.int64), big_h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * big_w / width).astype(np.int64), big_w - 1)
+    for k, m in enumerate(masks[:0xFFFF], start=1):
+        out[np.asarray(m, dtype=bool)[np.ix_(rows, cols)]] = k
+    return out
+
+
+class Everything:
+    """Segment-everything state of one widget (see the module docstring)."""
+
+    def __init__(self, widget: SamWidget) -> None:
+        self._w = widget
+        self._lock = threading.Lock()
+        self._records: list[dict[str, Any]] | None = None
+        self._image_id = -1
+        self._labels: np.ndarray | None = None
+        self._running: Future[list[dict[str, Any]]] | None = None
+
+    @property
+    def records(self) -> list[dict[str, Any]] | None:
+        """Records of the last finished run on the current image (None if there is none)."""
+        with self._lock:
+            if self._records is None or self._image_id != self._w.image_id:
+                return None
+            return list(self._records)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._records, self._labels, self._image_id = None, None, -1
+
+    def clear(self) -> None:
+        self.reset()
+        self._w.send({"type": "clear_everything"})
+
+    def resend(self) -> None:
+        with self._lock:
+            labels, image_id, count = self._labels, self._image_id, len(self._records or ())
+        if labels is not None and image_id == self._w.image_id:
+            self._send(image_id, count, labels)
+
+    def _send(self, image_id: int, count: int, labels: np.ndarray) -> None:
+        h, w = labels.shape
+        content = {
+            "type": "everything",
+            "image_id": image_id,
+            "count": count,
+            "width": w,
+            "height": h,
+        }
+        self._w.send(content, [encode_label_map(labels)])
+
+    def start(self, params: dict[str, Any]) -> Future[list[dict[str, Any]]]:
+        from .amg import SamAutomaticMaskGenerator
+
+        # Bad parameter names/values fail here, in the caller's thread.
+        inspect.signature(SamAutomaticMaskGenerator).bind(None, **params)
+        if params.get("output_mode", "binary_mask") != "binary_mask":
+            raise ValueError("segment_everything needs output_mode='binary_mask' (the default).")
+        with self._lock:
+            running = self._running
+            if running is not None and not running.done():
+                return running
+            future: Future[list[dict[str, Any]]] = Future()
+            future.set_running_or_notify_cancel()
+            self._running = future
+        image_id, image = self._w.image_id, self._w.image
+        thread = threading.Thread(
+            target=self._run,
+            args=(future, dict(params), image_id, image),
+            daemon=True,
+            name="sam-widget-everything",
+        )
+        thread.start()
+        return future
+
+    def _run(
+        self,
+        future: Future[list[dict[str, Any]]],
+        params: dict[str, Any],
+        image_id: int,
+        image: np.ndarray,
+    ) -> None:
+        w = self._w
+        session = w._session
+        try:
+            session.wait_ready()
+            if session.image_id != image_id:
+                raise _Cancelled
+            from .amg import SamAutomaticMaskGenerator
+
+            generator = SamAutomaticMaskGenerator(session.predictor, **params)
+            last = [-1.0]
+
+            def progress(fraction: float) -> None:
+                if session.image_id != image_id:
+                    raise _Cancelled
+                if fraction - last[0] >= 0.02 or fraction >= 1.0:
+                    last[0] = fraction
+                    w._set_status("segmenting", float(fraction))
+
+            w._set_status("segmenting", 0.0)
+            records = generator.generate(image, progress_callback=progress)
+            records.sort(key=lambda r: -int(r["area"]))
+            if session.image_id != image_id:
+                raise _Cancelled
+            labels = label_map_display(
+                [r["segmentation"] for r in records], w.mask_height, w.mask_width
+            )
+            with self._lock:
+                self._records, self._labels, self._image_id = records, labels, image_id
+            self._send(image_id, len(records), labels)
+            future.set_result(records)
+        except _Cancelled:
+            future.set_exception(CancelledError("the image changed during segment-everything"))
+        except Exception as exc:
+            w._report("Segment everything failed", exc)
+            future.set_exception(exc)
+        finally:
+            if session.frame is not None:
+                w._set_status("ready", 1.0)
+
+    def keep(self, index: Any) -> int:
+        with self._lock:
+            records, image_id = self._records, self._image_id
+        if records is None or image_id != self._w.image_id:
+            raise ValueError("there is no segment-everything result for the current image.")
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or not (0 <= int(index) < len(records))
+        ):
+            raise ValueError(f"index must be an integer in 0..{len(records) - 1}, got {index!r}.")
+        rec = records[int(index)]
+        x, y = (float(v) for v in rec["point_coords"][0])
+        update = self._w._session.decode_prompt(Prompt(((x, y),), (1,)))
+        target = np.asarray(rec["segmentation"], dtype=bool)
+        best, best_iou = None, -1.0
+        for c in range(update.result.logits.shape[0]):
+            logits = upscale(update.result.logits[c : c + 1], update.frame, "original")[0]
+            m = (logits > update.frame.threshold).cpu().numpy()
+            union = np.logical_or(m, target).sum()
+            iou = float(np.logical_and(m, target).sum() / union) if union else 1.0
+            if iou > best_iou:
+                best, best_iou = c, iou
+        return self._w.new_object(points=[[x, y]], labels=[1], candidate=best)

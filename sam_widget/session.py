@@ -1,0 +1,449 @@
+"""The widget's kernel-side worker: model loading, background encoding, decoding, stale-drop.
+
+One daemon thread per widget does the model work, in this order of priority: load the model,
+encode the current image, decode objects whose prompts changed, decode the hover preview.
+
+- **Coalescing** (latest wins): pending decodes are kept per object id, a newer prompt state
+  of the same object replaces the older one; only the newest hover request is kept. So the
+  queue never holds more than one job per object plus one hover job.
+- **Prompts during encoding** stay queued and run once the image's embedding is set.
+- **Stale-drop**: every job carries ``image_id`` and the object's ``seq`` (hover: its own
+  ``seq``). A result is sent only if, when it is ready, the image and the ``seq`` are still
+  current; otherwise it is dropped. An encoding for a replaced image is cancelled from its
+  progress callback.
+- **Thread safety**: ``_cond`` guards the queue and the bookkeeping (held only for short
+  sections); ``_plock`` guards every use of the predictor (``set_embedding``/``decode``), so
+  the synchronous paths (``w.masks``) and the worker never interleave on it. Lock order:
+  ``_plock`` may be held while taking ``_cond``, never the reverse.
+- **Errors** never kill the worker: they are logged on ``logging.getLogger("sam_widget")``
+  and reported through the ``error`` callback; model-load and encoding failures also set
+  status ``"error"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .chain import ChainResult, Prompt, StageCache, run_chain
+from .codec import encode_mask
+from .updates import Frame, MaskUpdate, describe_error
+
+__all__ = ["Callbacks", "Frame", "MaskUpdate", "Session", "describe_error"]
+
+logger = logging.getLogger("sam_widget")
+
+
+@dataclass
+class Callbacks:
+    """How the session talks back to its widget (called from the worker thread)."""
+
+    send: Callable[[dict[str, Any], list[bytes]], None]
+    status: Callable[[str, float], None]
+    error: Callable[[str], None]
+    loaded: Callable[[Any], None] = field(default=lambda predictor: None)
+    mask: Callable[[MaskUpdate], None] = field(default=lambda update: None)
+    ready: Callable[[int], None] = field(default=lambda image_id: None)
+
+
+@dataclass(frozen=True)
+class _Decode:
+    image_id: int
+    object_id: int
+    seq: int
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
+class _Hover:
+    image_id: int
+    seq: int
+    prompt: Prompt
+    object_id: int  # whose stage cache to use (-1: none active)
+
+
+class _Cancelled(Exception):
+    """Raised from the progress callback to abandon an encoding nobody needs any more."""
+
+
+class Session:
+    """Background worker of one widget (see the module docstring)."""
+
+    def __init__(self, callbacks: Callbacks, *, refine: bool = True) -> None:
+        self.cb = callbacks
+        self.refine = bool(refine)
+        self._cond = threading.Condition()
+        self._plock = threading.RLock()
+        self.predictor: Any = None
+        self._load: Callable[[], Any] | None = None
+        self._load_error: str | None = None
+        self._image_id = -1
+        self._encode: tuple[int, np.ndarray] | None = None
+        self._encode_error: str | None = None
+        self._frame: Frame | None = None  # of the embedding set in the predictor
+        self._decodes: OrderedDict[int, _Decode] = OrderedDict()
+        self._hover: _Hover | None = None
+        self._hover_seq = -1
+        self._seqs: dict[int, int] = {}
+        self._results: dict[int, MaskUpdate] = {}
+        # (image_id, object_id) -> decoded prompt stages of that object on that image
+        self._stages: dict[tuple[int, int], StageCache] = {}
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="sam-widget-worker", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- requests (any thread)
+
+    def load(self, factory: Callable[[], Any]) -> None:
+        """Make the predictor with ``factory()`` on the worker (status ``"loading"``)."""
+        with self._cond:
+            self._load = factory
+            self._load_error = None
+            self._cond.notify_all()
+
+    def set_image(self, image_id: int, image: np.ndarray) -> None:
+        """Switch to a new image: forget every object, pending job and cached stage."""
+        with self._cond:
+            self._image_id = int(image_id)
+            self._encode = (int(image_id), image)
+            self._encode_error = None
+            self._decodes.clear()
+            self._hover = None
+            self._seqs.clear()
+            self._results.clear()
+            self._stages = {}  # swapped, not cleared: a decode in flight may still read the old
+            self._cond.notify_all()
+
+    def submit(self, obj: Mapping[str, Any]) -> None:
+        """Queue a decode of ``obj`` (an object dict) for the current image (latest wins)."""
+        oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
+        with self._cond:
+            job = _Decode(self._image_id, oid, seq, prompt)
+            self._seqs[job.object_id] = job.seq
+            self._decodes[job.object_id] = job
+            self._decodes.move_to_end(job.object_id)
+            self._cond.notify_all()
+
+    def forget(self, object_id: int) -> None:
+        """The object was deleted: drop its pending job, result and stages."""
+        with self._cond:
+            self._seqs.pop(object_id, None)
+            self._decodes.pop(object_id, None)
+            self._results.pop(object_id, None)
+            self._stages.pop((self._image_id, object_id), None)
+
+    def hover(self, seq: int, prompt: Prompt | None, object_id: int = -1) -> None:
+        """Request a hover preview for ``prompt`` (None clears: an empty preview is sent)."""
+        with self._cond:
+            self._hover_seq = int(seq)
+            image_id = self._image_id
+            self._hover = None if prompt is None else _Hover(image_id, int(seq), prompt, object_id)
+            self._cond.notify_all()
+        if prompt is None:
+            self.cb.send(self._hover_message(image_id, int(seq)), [])
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # ---------------------------------------------------------------- state queries
+
+    @property
+    def image_id(self) -> int:
+        return self._image_id
+
+    @property
+    def frame(self) -> Frame | None:
+        """Geometry of the current image once its embedding is set, else None."""
+        frame = self._frame
+        return frame if frame is not None and frame.image_id == self._image_id else None
+
+    def is_current(self, image_id: int, object_id: int, seq: int) -> bool:
+        with self._cond:
+            return image_id == self._image_id and self._seqs.get(object_id) == seq
+
+    def idle(self) -> bool:
+        """Nothing queued or running (tests and ``wait`` use it)."""
+        with self._cond:
+            return not (self._busy or self._load or self._encode or self._decodes or self._hover)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: (
+                    self._closed
+                    or not (
+                        self._busy
+                        or self._load
+                        or self._encode_pending()
+                        or self._decodes
+                        or (self._hover and self._can_decode())
+                    )
+                ),
+                timeout,
+            )
+
+    def _encode_pending(self) -> bool:
+        return self._encode is not None and self._load_error is None
+
+    def _can_decode(self) -> bool:
+        frame = self._frame
+        return frame is not None and frame.image_id == self._image_id
+
+    def wait_ready(self, timeout: float | None = None) -> Frame:
+        """Block until the current image's embedding is set; raise if that failed."""
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: (
+                    self._closed
+                    or self._can_decode()
+                    or self._load_error is not None
+                    or self._encode_error is not None
+                ),
+                timeout,
+            )
+            if self._load_error is not None:
+                raise RuntimeError(f"the model could not be loaded: {self._load_error}")
+            if self._encode_error is not None:
+                raise RuntimeError(f"the image could not be encoded: {self._encode_error}")
+            if not ok or self._closed or self._frame is None:
+                raise TimeoutError("the image embedding is not ready yet")
+            return self._frame
+
+    def result(self, obj: Mapping[str, Any], timeout: float | None = None) -> MaskUpdate:
+        """The mask of ``obj`` for the current image, decoding now if no current result exists.
+
+        Blocks until the image is encoded. Runs on the caller's thread.
+        """
+        oid, seq = int(obj["id"]), int(obj["seq"])
+        self.wait_ready(timeout)
+        with self._cond:
+            have = self._results.get(oid)
+            image_id = self._image_id
+        if have is not None and have.image_id == image_id and have.seq == seq:
+            return have
+        with self._plock:
+            frame = self.frame
+            if frame is None or frame.image_id != image_id:
+                raise RuntimeError("the image changed while its masks were being computed")
+            result = self._chain(Prompt.from_object(obj), oid, frame.image_id)
+            update = MaskUpdate(oid, seq, frame, result)
+        with self._cond:
+            if self._seqs.get(oid) == seq and image_id == self._image_id:
+                self._results[oid] = update
+        return update
+
+    def decode_prompt(self, prompt: Prompt, timeout: float | None = None) -> MaskUpdate:
+        """Decode a prompt that belongs to no object (e.g. to compare with a kept mask)."""
+        self.wait_ready(timeout)
+        with self._plock:
+            frame = self.frame
+            if frame is None:
+                raise RuntimeError("the image changed while decoding")
+            return MaskUpdate(-1, -1, frame, self._chain(prompt, None, frame.image_id))
+
+    # ---------------------------------------------------------------- model work
+
+    def _decode_fn(
+        self,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        box: np.ndarray | None,
+        mask_input: torch.Tensor | None,
+        multimask: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, iou = self.predictor.decode(
+            points, labels, box=box, mask_input=mask_input, multimask_output=multimask
+        )
+        return logits, iou
+
+    def _chain(
+        self, prompt: Prompt, object_id: int | None, image_id: int, *, hover: bool = False
+    ) -> ChainResult:
+        # Caller holds _plock and has checked that image_id's embedding is the one set.
+        cache = None
+        if object_id is not None:
+            stages = self._stages
+            cache = stages.get((image_id, object_id))
+            if cache is None:
+                cache = StageCache()
+                if image_id == self._image_id:
+                    stages[(image_id, object_id)] = cache
+        with torch.no_grad():
+            return run_chain(
+                self._decode_fn, prompt, refine=self.refine, cache=cache, store_final=not hover
+            )
+
+    # ---------------------------------------------------------------- worker loop
+
+    def _next(self) -> Callable[[], None] | None:
+        # Caller holds _cond.
+        while not self._closed:
+            if self._load is not None:
+                factory, self._load = self._load, None
+                return lambda: self._do_load(factory)
+            if self.predictor is not None and self._encode is not None:
+                job, self._encode = self._encode, None
+                return lambda: self._do_encode(*job)
+            if self.predictor is not None and self._can_decode():
+                if self._decodes:
+                    _, dec = self._decodes.popitem(last=False)
+                    return lambda: self._do_decode(dec)
+                if self._hover is not None:
+                    hov, self._hover = self._hover, None
+                    return lambda: self._do_hover(hov)
+            self._cond.wait()
+        return None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                job = self._next()
+                if job is None:
+                    return
+                self._busy = True
+            try:
+                job()
+            except Exception:  # pragma: no cover - every job handles its own errors
+                logger.exception("sam_widget worker: unexpected error")
+
+    def _fail(self, what: str, exc: BaseException, *, status: bool) -> str:
+        message = f"{what}: {describe_error(exc)}"
+        logger.error("%s", message, exc_info=exc)
+        self.cb.error(message)
+        if status:
+            self.cb.status("error", 0.0)
+        return message
+
+    def _do_load(self, factory: Callable[[], Any]) -> None:
+        self.cb.status("loading", 0.0)
+        try:
+            predictor = factory()
+        except Exception as exc:
+            message = self._fail("Loading the model failed", exc, status=True)
+            with self._cond:
+                self._load_error = message
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self.predictor = predictor
+            self._cond.notify_all()
+        self.cb.loaded(predictor)
+        if self._encode is None:
+            self.cb.status("ready", 1.0)
+
+    def _do_encode(self, image_id: int, image: np.ndarray) -> None:
+        last = [-1.0]
+
+        def progress(fraction: float) -> None:
+            if self._closed or self._image_id != image_id:
+                raise _Cancelled
+            f = min(max(float(fraction), 0.0), 1.0)
+            if f - last[0] >= 0.02 or (f >= 1.0 > last[0]):
+                last[0] = f
+                self.cb.status("encoding", f)
+
+        self.cb.status("encoding", 0.0)
+        try:
+            emb = self.predictor.compute_embedding(image, progress=progress)
+        except _Cancelled:
+            return
+        except Exception as exc:
+            if self._image_id != image_id:
+                return
+            message = self._fail("Encoding the image failed", exc, status=True)
+            with self._cond:
+                self._encode_error = message
+                self._cond.notify_all()
+            return
+        model = self.predictor.model
+        frame = Frame(
+            image_id,
+            int(model.image_encoder.img_size),
+            (int(emb.input_size[0]), int(emb.input_size[1])),
+            (int(emb.original_size[0]), int(emb.original_size[1])),
+            float(model.mask_threshold),
+        )
+        with self._plock:
+            if self._image_id != image_id:
+                return
+            self.predictor.set_embedding(emb)
+            with self._cond:
+                self._frame = frame
+                self._cond.notify_all()
+        self.cb.status("ready", 1.0)
+        self.cb.ready(image_id)
+
+    def _do_decode(self, job: _Decode) -> None:
+        if not self.is_current(job.image_id, job.object_id, job.seq):
+            return
+        with self._cond:
+            have = self._results.get(job.object_id)
+        try:
+            if have is not None and (have.image_id, have.seq) == (job.image_id, job.seq):
+                update = have  # e.g. a {type: "sync"} resend
+            else:
+                with self._plock:
+                    frame = self.frame
+                    if frame is None or frame.image_id != job.image_id:
+                        return
+                    result = self._chain(job.prompt, job.object_id, job.image_id)
+                update = MaskUpdate(job.object_id, job.seq, frame, result)
+            buffer = encode_mask(update.display)
+        except Exception as exc:
+            self._fail(f"Decoding object {job.object_id} failed", exc, status=False)
+            return
+        with self._cond:
+            if not (job.image_id == self._image_id and self._seqs.get(job.object_id) == job.seq):
+                return  # stale: the prompts or the image changed meanwhile
+            self._results[job.object_id] = update
+        self.cb.send(self.mask_message(update), [buffer])
+        self.cb.error("")
+        self.cb.mask(update)
+
+    @staticmethod
+    def mask_message(update: MaskUpdate) -> dict[str, Any]:
+        h, w = update.frame.input_size
+        return {
+            "type": "mask",
+            "image_id": update.image_id,
+            "object_id": update.object_id,
+            "seq": update.seq,
+            "width": w,
+            "height": h,
+            "scores": update.scores,
+            "candidate": update.candidate,
+        }
+
+    def _hover_message(self, image_id: int, seq: int) -> dict[str, Any]:
+        frame = self.frame
+        h, w = frame.input_size if frame is not None else (0, 0)
+        return {"type": "hover_mask", "image_id": image_id, "seq": seq, "width": w, "height": h}
+
+    def _do_hover(self, job: _Hover) -> None:
+        try:
+            with self._plock:
+                frame = self.frame
+                if frame is None or frame.image_id != job.image_id or self._hover_seq != job.seq:
+                    return
+                oid = job.object_id if job.object_id >= 0 else None
+                result = self._chain(job.prompt, oid, job.image_id, hover=True)
+            buffer = encode_mask(MaskUpdate(-1, job.seq, frame, result).display)
+        except Exception as exc:
+            self._fail("Hover preview failed", exc, status=False)
+            return
+        with self._cond:
+            if self._hover_seq != job.seq or self._image_id != job.image_id:
+                return
+        self.cb.send(self._hover_message(job.image_id, job.seq), [buffer])
