@@ -1,0 +1,183 @@
+/**
+ * The widget's DOM, exactly as docs/ARCHITECTURE.md "Frontend DOM contract" fixes it:
+ * `div.sam-widget` > toolbar of `button[data-action=NAME]` + `input[data-action=opacity]`,
+ * `div.sam-stage` with `canvas.sam-image|sam-overlay|sam-hover|sam-markers`,
+ * `.sam-candidates`, `.sam-status`, `.sam-error`, `.sam-notice`.
+ */
+import { CSS } from "./style";
+
+export type ActionName =
+  | "positive"
+  | "negative"
+  | "box"
+  | "pan"
+  | "new-object"
+  | "delete-object"
+  | "undo"
+  | "redo"
+  | "clear"
+  | "hover"
+  | "segment-everything"
+  | "hide-everything"
+  | "zoom-in"
+  | "zoom-out"
+  | "zoom-reset";
+
+export interface Dom {
+  root: HTMLDivElement;
+  toolbar: HTMLDivElement;
+  buttons: Record<ActionName, HTMLButtonElement>;
+  opacity: HTMLInputElement;
+  objects: HTMLDivElement;
+  stage: HTMLDivElement;
+  image: HTMLCanvasElement;
+  overlay: HTMLCanvasElement;
+  hover: HTMLCanvasElement;
+  markers: HTMLCanvasElement;
+  placeholder: HTMLDivElement;
+  candidates: HTMLDivElement;
+  status: HTMLDivElement;
+  statusText: HTMLSpanElement;
+  progress: HTMLProgressElement;
+  notice: HTMLDivElement;
+  error: HTMLDivElement;
+  errorText: HTMLSpanElement;
+  errorDismiss: HTMLButtonElement;
+}
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") el.className = v;
+    else el.setAttribute(k, v);
+  }
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** [action, label, tooltip] per toolbar group. */
+const GROUPS: [ActionName, string, string][][] = [
+  [
+    ["positive", "+ Point", "Add positive points (click). Right click, Alt or Shift click: negative"],
+    ["negative", "\u2212 Point", "Add negative points (click)"],
+    ["box", "\u25ad Box", "Draw a box (drag; works in every mode)"],
+    ["pan", "Pan", "Drag to pan (also: middle button or Space + drag)"],
+  ],
+  [
+    ["new-object", "New", "New object (N)"],
+    ["delete-object", "Delete", "Delete the active object (Delete)"],
+    ["clear", "Clear", "Clear the active object's prompts (Esc)"],
+  ],
+  [
+    ["undo", "\u21b6 Undo", "Undo (Ctrl/Cmd+Z)"],
+    ["redo", "\u21b7 Redo", "Redo (Ctrl/Cmd+Shift+Z, Ctrl+Y)"],
+  ],
+  [
+    ["hover", "Hover", "Preview the mask under the pointer"],
+    ["segment-everything", "Everything", "Segment everything; click a mask to keep it"],
+    ["hide-everything", "Hide all", "Hide the segment-everything masks"],
+  ],
+  [
+    ["zoom-in", "+", "Zoom in (Ctrl+wheel, +)"],
+    ["zoom-out", "\u2212", "Zoom out (Ctrl+wheel, -)"],
+    ["zoom-reset", "Fit", "Fit the image (0)"],
+  ],
+];
+
+const TOGGLES = new Set<ActionName>(["positive", "negative", "box", "pan", "hover"]);
+
+export function buildDom(): Dom {
+  const root = h("div", {
+    class: "sam-widget",
+    tabindex: "0",
+    // Keep JupyterLab's command-mode shortcuts (A, B, D D, Z...) off keys meant for us.
+    "data-lm-suppress-shortcuts": "true",
+    "aria-label": "Segment Anything widget",
+  });
+  root.appendChild(h("style", {}, CSS));
+
+  const toolbar = h("div", { class: "sam-toolbar", role: "toolbar" });
+  const buttons = {} as Record<ActionName, HTMLButtonElement>;
+  for (const group of GROUPS) {
+    const g = h("div", { class: "sam-group" });
+    for (const [action, label, title] of group) {
+      const b = h("button", { type: "button", "data-action": action, title, "aria-label": title }, label);
+      if (TOGGLES.has(action)) b.setAttribute("aria-pressed", "false");
+      buttons[action] = b;
+      g.appendChild(b);
+    }
+    toolbar.appendChild(g);
+  }
+  const opacityLabel = h("label", { class: "sam-opacity sam-group", title: "Mask opacity" }, "Opacity");
+  const opacity = h("input", {
+    type: "range",
+    min: "0",
+    max: "1",
+    step: "0.05",
+    "data-action": "opacity",
+    "aria-label": "Mask opacity",
+  });
+  opacityLabel.appendChild(opacity);
+  toolbar.appendChild(opacityLabel);
+
+  const notice = h("div", { class: "sam-notice", role: "note" });
+  const error = h("div", { class: "sam-error", role: "alert" });
+  const errorText = h("span", { class: "sam-error-text" });
+  const errorDismiss = h("button", { type: "button", title: "Dismiss", "aria-label": "Dismiss error" }, "\u2715");
+  error.append(errorText, errorDismiss);
+  notice.hidden = true;
+  error.hidden = true;
+
+  const stage = h("div", { class: "sam-stage", "data-jp-suppress-context-menu": "" });
+  const canvas = (cls: string) => h("canvas", { class: cls, "aria-hidden": "true" });
+  const image = canvas("sam-image");
+  const overlay = canvas("sam-overlay");
+  const hover = canvas("sam-hover");
+  const markers = canvas("sam-markers");
+  const placeholder = h("div", { class: "sam-placeholder" }, "No image");
+  stage.append(image, overlay, hover, markers, placeholder);
+
+  const objects = h("div", { class: "sam-objects", role: "listbox", "aria-label": "Objects" });
+  const candidates = h("div", { class: "sam-candidates", "aria-label": "Mask candidates" });
+
+  const status = h("div", { class: "sam-status", role: "status" });
+  const statusText = h("span", { class: "sam-status-text" });
+  const progress = h("progress", { max: "1" });
+  progress.hidden = true;
+  status.append(statusText, progress);
+
+  root.append(toolbar, notice, error, stage, objects, candidates, status);
+  return {
+    root,
+    toolbar,
+    buttons,
+    opacity,
+    objects,
+    stage,
+    image,
+    overlay,
+    hover,
+    markers,
+    placeholder,
+    candidates,
+    status,
+    statusText,
+    progress,
+    notice,
+    error,
+    errorText,
+    errorDismiss,
+  };
+}
+
+export const STATUS_TEXT: Record<string, string> = {
+  loading: "Loading model\u2026",
+  encoding: "Encoding image\u2026",
+  ready: "Ready",
+  segmenting: "Segmenting\u2026",
+  error: "Error",
+};

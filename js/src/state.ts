@@ -1,0 +1,265 @@
+/**
+ * The prompt state as a pure reducer over the synced `objects` / `active` traits
+ * (docs/ARCHITECTURE.md, "Widget protocol"). Coordinates are image px.
+ *
+ * Rules:
+ * - every change of an object's prompts (points, labels, box) or candidate increments its
+ *   `seq`; a prompt change also resets `candidate` to null (the kernel picks again);
+ * - a prompt added with no active object first creates one;
+ * - new objects get the first palette colour not in use (Okabe-Ito, then Paul Tol's muted
+ *   scheme: both designed to stay distinguishable with colour-vision deficiencies);
+ * - ids are never reused within a view (`nextId`), so a late mask for a deleted object can
+ *   never be taken for a new one.
+ * Actions that change nothing return the same state object (callers compare by identity).
+ */
+
+export type Point = [number, number];
+export type Box = [number, number, number, number];
+
+export interface SamObject {
+  id: number;
+  name: string;
+  color: string;
+  points: Point[];
+  labels: number[];
+  box: Box | null;
+  candidate: number | null;
+  seq: number;
+}
+
+export interface PromptState {
+  objects: SamObject[];
+  active: number;
+  /** Smallest id a new object may take (not synced). */
+  nextId: number;
+}
+
+export type Action =
+  | { type: "addPoint"; x: number; y: number; label: 0 | 1 }
+  | { type: "setBox"; box: Box }
+  | { type: "newObject" }
+  | { type: "deleteObject"; id?: number }
+  | { type: "selectObject"; id: number }
+  | { type: "clearActive" }
+  | { type: "pickCandidate"; candidate: number | null }
+  | { type: "rename"; id: number; name: string };
+
+/** Okabe & Ito (2008) without black, then Tol's "muted" colours. */
+export const PALETTE: readonly string[] = [
+  "#e69f00",
+  "#56b4e9",
+  "#009e73",
+  "#f0e442",
+  "#0072b2",
+  "#d55e00",
+  "#cc79a7",
+  "#332288",
+  "#88ccee",
+  "#44aa99",
+  "#117733",
+  "#999933",
+  "#ddcc77",
+  "#cc6677",
+  "#882255",
+  "#aa4499",
+];
+
+/** Digits kept for coordinates sent to the kernel (1/100 image px is plenty). */
+function round2(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+export function emptyState(): PromptState {
+  return { objects: [], active: -1, nextId: 1 };
+}
+
+export function hasPrompts(obj: SamObject): boolean {
+  return obj.points.length > 0 || obj.box !== null;
+}
+
+export function activeObject(state: PromptState): SamObject | undefined {
+  return state.objects.find((o) => o.id === state.active);
+}
+
+/** First palette colour no object uses; cycles by count when all are taken. */
+export function nextColor(objects: readonly SamObject[]): string {
+  const used = new Set(objects.map((o) => o.color.toLowerCase()));
+  const free = PALETTE.find((c) => !used.has(c));
+  return free ?? PALETTE[objects.length % PALETTE.length];
+}
+
+function createObject(state: PromptState): PromptState {
+  const id = Math.max(state.nextId, ...state.objects.map((o) => o.id + 1));
+  const obj: SamObject = {
+    id,
+    name: `object ${id}`,
+    color: nextColor(state.objects),
+    points: [],
+    labels: [],
+    box: null,
+    candidate: null,
+    seq: 0,
+  };
+  return { objects: [...state.objects, obj], active: id, nextId: id + 1 };
+}
+
+/** Replace the active object (creating one if needed) with `change(obj)`. */
+function editActive(state: PromptState, change: (obj: SamObject) => SamObject): PromptState {
+  const base = activeObject(state) ? state : createObject(state);
+  return {
+    ...base,
+    objects: base.objects.map((o) => (o.id === base.active ? change(o) : o)),
+  };
+}
+
+function normalizeBox(box: Box): Box {
+  const [x0, y0, x1, y1] = box;
+  return [
+    round2(Math.min(x0, x1)),
+    round2(Math.min(y0, y1)),
+    round2(Math.max(x0, x1)),
+    round2(Math.max(y0, y1)),
+  ];
+}
+
+export function reduce(state: PromptState, action: Action): PromptState {
+  switch (action.type) {
+    case "addPoint": {
+      if (!Number.isFinite(action.x) || !Number.isFinite(action.y)) return state;
+      return editActive(state, (o) => ({
+        ...o,
+        points: [...o.points, [round2(action.x), round2(action.y)]],
+        labels: [...o.labels, action.label === 1 ? 1 : 0],
+        candidate: null,
+        seq: o.seq + 1,
+      }));
+    }
+    case "setBox": {
+      if (!action.box.every(Number.isFinite)) return state;
+      const box = normalizeBox(action.box);
+      return editActive(state, (o) => ({ ...o, box, candidate: null, seq: o.seq + 1 }));
+    }
+    case "newObject": {
+      const obj = activeObject(state);
+      if (obj && !hasPrompts(obj)) return state; // the active object is still empty: use it
+      return createObject(state);
+    }
+    case "deleteObject": {
+      const id = action.id ?? state.active;
+      const index = state.objects.findIndex((o) => o.id === id);
+      if (index < 0) return state;
+      const objects = state.objects.filter((o) => o.id !== id);
+      let active = state.active;
+      if (active === id) {
+        active = objects.length ? objects[Math.max(0, index - 1)].id : -1;
+      }
+      return { objects, active, nextId: Math.max(state.nextId, id + 1) };
+    }
+    case "selectObject": {
+      if (action.id === state.active) return state;
+      if (action.id !== -1 && !state.objects.some((o) => o.id === action.id)) return state;
+      return { ...state, active: action.id };
+    }
+    case "clearActive": {
+      const obj = activeObject(state);
+      if (!obj || (!hasPrompts(obj) && obj.candidate === null)) return state;
+      return editActive(state, (o) => ({
+        ...o,
+        points: [],
+        labels: [],
+        box: null,
+        candidate: null,
+        seq: o.seq + 1,
+      }));
+    }
+    case "pickCandidate": {
+      const obj = activeObject(state);
+      if (!obj || obj.candidate === action.candidate) return state;
+      return editActive(state, (o) => ({ ...o, candidate: action.candidate, seq: o.seq + 1 }));
+    }
+    case "rename": {
+      const name = action.name.trim();
+      const obj = state.objects.find((o) => o.id === action.id);
+      if (!obj || !name || obj.name === name) return state;
+      return {
+        ...state,
+        objects: state.objects.map((o) => (o.id === action.id ? { ...o, name } : o)),
+      };
+    }
+  }
+}
+
+/** The object whose prompts differ between two states (for the `sam-prompt` event). */
+export function changedPrompt(before: PromptState, after: PromptState): SamObject | undefined {
+  const old = new Map(before.objects.map((o) => [o.id, o.seq]));
+  return after.objects.find((o) => old.get(o.id) !== o.seq && (old.has(o.id) || o.seq > 0));
+}
+
+function num(v: unknown, fallback: number): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : fallback;
+}
+
+/**
+ * Read the synced traits into a state, tolerating malformed entries (they are dropped or
+ * repaired, never thrown on: the traits come from another process).
+ */
+export function fromTraits(objects: unknown, active: unknown, previous?: PromptState): PromptState {
+  const list: SamObject[] = [];
+  const seen = new Set<number>();
+  for (const raw of Array.isArray(objects) ? objects : []) {
+    if (!raw || typeof raw !== "object") continue;
+    const r = raw as Record<string, unknown>;
+    const id = r.id;
+    if (typeof id !== "number" || !Number.isInteger(id) || seen.has(id)) continue;
+    seen.add(id);
+    const points: Point[] = [];
+    const labels: number[] = [];
+    const rawPoints = Array.isArray(r.points) ? r.points : [];
+    const rawLabels = Array.isArray(r.labels) ? r.labels : [];
+    rawPoints.forEach((p, i) => {
+      if (Array.isArray(p) && p.length >= 2 && Number.isFinite(p[0]) && Number.isFinite(p[1])) {
+        points.push([p[0], p[1]]);
+        labels.push(rawLabels[i] === 0 ? 0 : 1);
+      }
+    });
+    const b = r.box;
+    const box =
+      Array.isArray(b) && b.length === 4 && b.every((v) => Number.isFinite(v))
+        ? (b.slice() as Box)
+        : null;
+    list.push({
+      id,
+      name: typeof r.name === "string" ? r.name : `object ${id}`,
+      color: typeof r.color === "string" ? r.color : PALETTE[(id - 1 + PALETTE.length) % PALETTE.length],
+      points,
+      labels,
+      box,
+      candidate: typeof r.candidate === "number" && Number.isInteger(r.candidate) ? r.candidate : null,
+      seq: num(r.seq, 0),
+    });
+  }
+  const a = num(active, -1);
+  const maxId = list.reduce((m, o) => Math.max(m, o.id), 0);
+  return {
+    objects: list,
+    active: list.some((o) => o.id === a) ? a : -1,
+    nextId: Math.max(previous?.nextId ?? 1, maxId + 1),
+  };
+}
+
+/** The synced form of the objects (plain JSON, fresh arrays so Backbone sees a change). */
+export function toTraits(state: PromptState): { objects: SamObject[]; active: number } {
+  return {
+    objects: state.objects.map((o) => ({
+      id: o.id,
+      name: o.name,
+      color: o.color,
+      points: o.points.map((p) => [p[0], p[1]] as Point),
+      labels: o.labels.slice(),
+      box: o.box ? (o.box.slice() as Box) : null,
+      candidate: o.candidate,
+      seq: o.seq,
+    })),
+    active: state.active,
+  };
+}
