@@ -250,7 +250,11 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply an update from the browser; refused changes are sent back corrected."""
         allowed = {k: v for k, v in sync_data.items() if k in _BROWSER_WRITABLE}
-        refused = [k for k in sync_data if k not in _BROWSER_WRITABLE and k in self.keys]
+        if sync_data.get("error") == "":
+            allowed["error"] = ""  # the user dismissed the error line
+        refused = [
+            k for k in sync_data if k not in _BROWSER_WRITABLE and k in self.keys and k not in allowed
+        ]
         try:
             if allowed:
                 super().set_state(allowed)

@@ -284,6 +284,12 @@ def test_browser_sending_bad_objects_is_reported_and_resynced(model: Any, caplog
     assert w.objects == [] and "outside the image" in w.error
     assert resent and set(resent[-1]) == {"objects", "status"}
     assert any("outside the image" in r.getMessage() for r in caplog.records)
+    # The browser may dismiss the error line (set it to ""), but not write any other text.
+    resent.clear()
+    w.set_state({"error": "made up"})
+    assert "outside the image" in w.error and resent[-1] == ["error"]
+    w.set_state({"error": ""})
+    assert w.error == ""
 
 
 def test_unknown_kwargs_and_bad_models() -> None:

@@ -4,7 +4,8 @@
  *
  * Rules:
  * - every change of an object's prompts (points, labels, box) or candidate increments its
- *   `seq`; a prompt change also resets `candidate` to null (the kernel picks again);
+ *   `seq`; adding a point keeps `candidate` (the kernel refines from the candidate the
+ *   user picked at the first click); a new box or clearing resets it to null;
  * - a prompt added with no active object first creates one;
  * - new objects get the first palette colour not in use (Okabe-Ito, then Paul Tol's muted
  *   scheme: both designed to stay distinguishable with colour-vision deficiencies);
@@ -130,7 +131,6 @@ export function reduce(state: PromptState, action: Action): PromptState {
         ...o,
         points: [...o.points, [round2(action.x), round2(action.y)]],
         labels: [...o.labels, action.label === 1 ? 1 : 0],
-        candidate: null,
         seq: o.seq + 1,
       }));
     }

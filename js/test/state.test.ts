@@ -121,13 +121,15 @@ describe("prompt reducer", () => {
     expect(reduce(emptyState(), { type: "clearActive" }).objects).toHaveLength(0);
   });
 
-  it("picks a candidate (seq + 1) and resets it on the next prompt change", () => {
+  it("picks a candidate (seq + 1), keeps it when points are added, resets it on a new box", () => {
     let s = run([{ type: "addPoint", x: 1, y: 1, label: 1 }]);
     s = reduce(s, { type: "pickCandidate", candidate: 1 });
     expect(activeObject(s)).toMatchObject({ candidate: 1, seq: 2 });
     expect(reduce(s, { type: "pickCandidate", candidate: 1 })).toBe(s);
     s = reduce(s, { type: "addPoint", x: 2, y: 2, label: 0 });
-    expect(activeObject(s)).toMatchObject({ candidate: null, seq: 3 });
+    expect(activeObject(s)).toMatchObject({ candidate: 1, seq: 3 });
+    s = reduce(s, { type: "setBox", box: [0, 0, 3, 3] });
+    expect(activeObject(s)).toMatchObject({ candidate: null, seq: 4 });
   });
 
   it("renames without touching seq; ignores blank names", () => {
