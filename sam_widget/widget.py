@@ -253,7 +253,9 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
         if sync_data.get("error") == "":
             allowed["error"] = ""  # the user dismissed the error line
         refused = [
-            k for k in sync_data if k not in _BROWSER_WRITABLE and k in self.keys and k not in allowed
+            k
+            for k in sync_data
+            if k not in _BROWSER_WRITABLE and k in self.keys and k not in allowed
         ]
         try:
             if allowed:

@@ -26,7 +26,9 @@ def _to_pil_image(pic: np.ndarray) -> Image.Image:
     return Image.fromarray(arr, mode="RGB")
 
 
-def _resize(img: Image.Image, size: tuple[int, int], *args: object, **kwargs: object) -> Image.Image:
+def _resize(
+    img: Image.Image, size: tuple[int, int], *args: object, **kwargs: object
+) -> Image.Image:
     # torchvision resizes PIL images with PIL's own bilinear filter; size is (h, w).
     h, w = int(size[0]), int(size[1])
     return img.resize((w, h), Image.BILINEAR)
@@ -70,7 +72,9 @@ def _batched_nms(
 
 def install() -> None:
     """Register the stand-in ``torchvision`` modules (idempotent)."""
-    if "torchvision" in sys.modules and getattr(sys.modules["torchvision"], "_sam_widget_shim", False):
+    if "torchvision" in sys.modules and getattr(
+        sys.modules["torchvision"], "_sam_widget_shim", False
+    ):
         return
     tv = types.ModuleType("torchvision")
     tv._sam_widget_shim = True  # type: ignore[attr-defined]
