@@ -39,6 +39,20 @@ function inflate(data: Uint8Array, what: string): Uint8Array {
   }
 }
 
+// Byte v (first pixel in the most significant bit) -> pixels 0..3 and 4..7 as one byte each
+// (0 or 1), read back as int32 words, so the words hold the right bytes on any endianness.
+const UNPACK_LO = new Int32Array(256);
+const UNPACK_HI = new Int32Array(256);
+{
+  const bytes = new Uint8Array(8);
+  const pair = new Int32Array(bytes.buffer);
+  for (let v = 0; v < 256; v++) {
+    for (let k = 0; k < 8; k++) bytes[k] = (v >> (7 - k)) & 1;
+    UNPACK_LO[v] = pair[0];
+    UNPACK_HI[v] = pair[1];
+  }
+}
+
 /**
  * Decode a "bits-zlib" mask into one byte per pixel (0 or 1), length width * height.
  * An empty buffer means "no mask" and gives `null`.
@@ -57,18 +71,13 @@ export function decodeMask(buf: BufferLike, width: number, height: number): Uint
   }
   const out = new Uint8Array(n);
   const full = n >> 3; // whole bytes
+  // Each packed byte -> its 8 pixels as two 32-bit stores (table built in memory order).
+  const words = new Int32Array(out.buffer, out.byteOffset, full * 2);
   for (let b = 0; b < full; b++) {
     const v = packed[b];
     if (v === 0) continue;
-    const o = b << 3;
-    out[o] = (v >> 7) & 1;
-    out[o + 1] = (v >> 6) & 1;
-    out[o + 2] = (v >> 5) & 1;
-    out[o + 3] = (v >> 4) & 1;
-    out[o + 4] = (v >> 3) & 1;
-    out[o + 5] = (v >> 2) & 1;
-    out[o + 6] = (v >> 1) & 1;
-    out[o + 7] = v & 1;
+    words[2 * b] = UNPACK_LO[v];
+    words[2 * b + 1] = UNPACK_HI[v];
   }
   for (let i = full << 3; i < n; i++) out[i] = (packed[i >> 3] >> (7 - (i & 7))) & 1;
   return out;

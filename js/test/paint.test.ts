@@ -45,6 +45,21 @@ describe("paintMask", () => {
     expect(Array.from(rgba)).toEqual([7, 7, 7, 7, 1, 2, 3, 255]);
   });
 
+  it("writes the same RGBA bytes whether or not the buffer is 4-byte aligned", () => {
+    const n = 37;
+    const mask = Array.from({ length: n }, (_, i) => (i * 7) % 3 === 0 ? 1 : 0);
+    for (const clear of [true, false]) {
+      const aligned = new Uint8ClampedArray(4 * n).fill(5);
+      const backing = new Uint8ClampedArray(4 * n + 1).fill(5);
+      const unaligned = backing.subarray(1); // byte path
+      paintMask(aligned, mask, [250, 128, 3], 1, clear);
+      paintMask(unaligned, mask, [250, 128, 3], 1, clear);
+      expect(Array.from(aligned)).toEqual(Array.from(unaligned));
+      expect(Array.from(aligned.subarray(0, 4))).toEqual([250, 128, 3, 255]);
+      expect(Array.from(aligned.subarray(4, 8))).toEqual(clear ? [0, 0, 0, 0] : [5, 5, 5, 5]);
+    }
+  });
+
   it("rejects a buffer of the wrong size", () => {
     expect(() => paintMask(new Uint8ClampedArray(8), [1, 0, 1], [0, 0, 0], 1)).toThrow(RangeError);
   });

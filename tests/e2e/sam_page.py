@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 ROOT = "div.sam-widget"
 
 # Records the widget's measurement events (bubbling CustomEvents on the root) in
@@ -168,23 +170,26 @@ class SamPage:
     def wait_prompt_drawn(self, since: int, timeout: float = 60.0) -> tuple[dict, dict]:
         """The last sam-prompt event after ``since`` and the sam-drawn mask event answering it
         (same object, seq at least as new). Returns (prompt, drawn)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            evs = self.events(since)
-            prompts = [e for e in evs if e["type"] == "sam-prompt"]
-            if prompts:
-                p = prompts[-1]
-                for e in evs:
-                    if (
-                        e["type"] == "sam-drawn"
-                        and e.get("kind") == "mask"
-                        and e.get("objectId") == p["objectId"]
-                        and e.get("seq", -1) >= p["seq"]
-                    ):
-                        return p, e
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no mask drawn for the prompt within {timeout}s: {evs}")
-            time.sleep(0.01)
+        # Waits inside the page (checked once per animation frame) rather than polling from
+        # here: a page.evaluate every few ms costs CPU in three processes (this one, the
+        # Playwright driver, the renderer) that the kernel being measured would otherwise get.
+        found = """(since) => {
+            const evs = window.__samEvents.slice(since);
+            const prompts = evs.filter((e) => e.type === 'sam-prompt');
+            if (!prompts.length) return null;
+            const p = prompts[prompts.length - 1];
+            const d = evs.find((e) => e.type === 'sam-drawn' && e.kind === 'mask'
+                && e.objectId === p.objectId && (e.seq ?? -1) >= p.seq);
+            return d ? [p, d] : null;
+        }"""
+        try:
+            handle = self.page.wait_for_function(found, arg=since, timeout=timeout * 1000)
+        except PlaywrightTimeout as err:
+            raise AssertionError(
+                f"no mask drawn for the prompt within {timeout}s: {self.events(since)}"
+            ) from err
+        p, e = handle.json_value()
+        return p, e
 
     # -- pixels
     def pixel(self, x: float, y: float, layer: str = "overlay") -> tuple[int, int, int, int]:
