@@ -1,0 +1,363 @@
+"""``SamAutomaticMaskGenerator``: "segment everything" with a grid of point prompts.
+
+Same parameters, records and results as the published generator
+(``segment_anything/automatic_mask_generator.py``), organised so that full-resolution work is
+only done where it can change the output:
+
+1. the image (or each crop) is encoded once and the decoder's image-side work is shared by
+   all prompts of a batch (``Sam.prepare_image`` / ``Sam.predict_with_context``);
+2. candidates are filtered by predicted IoU first (the prediction does not depend on the
+   upsampling), so the others are never upscaled;
+3. for the survivors, the pixel counts of the stability score and the mask's box at the
+   original resolution come from :class:`~sam_widget.amg.upsample.TiledUpscaler`: the same
+   numbers as upscaling the logits (up to float rounding), but only tiles that a mask
+   boundary crosses are evaluated pixel by pixel. What is kept of a candidate is its
+   low-res logits, never a full-size mask;
+4. after box NMS (within a crop, then across crops) only the final masks are rendered at
+   full resolution and encoded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..images import to_rgb_uint8
+from ..modeling.sam import Sam
+from ..predictor import SamPredictor
+from .candidates import Candidates, crop_runs
+from .crops import build_all_layer_point_grids, generate_crop_boxes, is_box_near_crop_edge
+from .nms import box_area, nms
+from .postprocess import (
+    check_float,
+    check_positive_int,
+    masks_to_boxes,
+    remove_small_regions,
+    require_scipy,
+)
+from .rle import counts_to_string, mask_to_rle
+from .upsample import TiledUpscaler
+
+__all__ = ["SamAutomaticMaskGenerator"]
+
+OutputMode = Literal["binary_mask", "uncompressed_rle", "coco_rle"]
+_OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+# Candidates evaluated at full resolution at once (bounds the memory of mixed tiles and of
+# rendered masks: _CHUNK x H x W bools).
+_CHUNK = 16
+
+
+@dataclass
+class _Crop:
+    box: list[int]  # XYXY in the image
+    upscaler: TiledUpscaler  # low-res logits -> this crop at original resolution
+
+
+class SamAutomaticMaskGenerator:
+    """Generate masks for everything in an image from a grid of point prompts.
+
+    ``model`` is a ``Sam`` or a ``SamPredictor`` (whose model, and embedding cache if any,
+    are used; its own current image is left untouched). Parameters as in the published
+    generator:
+
+    - ``points_per_side`` (or explicit ``point_grids``, one (N, 2) array in [0, 1] per crop
+      layer; exactly one of the two), ``points_per_batch`` prompts per decoder call;
+    - ``pred_iou_thresh``, ``stability_score_thresh`` (with ``stability_score_offset``):
+      quality filters (a threshold of 0 disables the filter);
+    - ``box_nms_thresh`` / ``crop_nms_thresh``: box-IoU cut-offs of duplicate removal within
+      a crop / between crops;
+    - ``crop_n_layers``, ``crop_overlap_ratio``, ``crop_n_points_downscale_factor``: extra
+      layers of 2**i x 2**i overlapping crops and their point density;
+    - ``min_mask_region_area``: > 0 fills holes and removes islands smaller than that many
+      pixels (needs scipy: ``pip install sam-widget[amg]``), then de-duplicates again;
+    - ``output_mode``: ``"binary_mask"`` (H x W bool arrays), ``"uncompressed_rle"`` or
+      ``"coco_rle"`` (pycocotools' compressed string, as ``str``; no pycocotools needed);
+    - ``progress``: show a tqdm bar over decoder batches (all crops).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        points_per_side: int | None = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: Sequence[np.ndarray] | None = None,
+        min_mask_region_area: int = 0,
+        output_mode: OutputMode = "binary_mask",
+        progress: bool = False,
+    ) -> None:
+        if isinstance(model, SamPredictor):
+            # Only its pure compute_embedding (and thereby its cache) is used.
+            self.predictor = model
+        elif isinstance(model, Sam):
+            self.predictor = SamPredictor(model)
+        else:
+            raise TypeError(f"model must be a Sam or a SamPredictor, got {type(model).__name__}")
+        self.model: Sam = self.predictor.model
+        self.crop_n_layers = check_positive_int("crop_n_layers", crop_n_layers, minimum=0)
+        if (points_per_side is None) == (point_grids is None):
+            raise ValueError("give exactly one of points_per_side and point_grids")
+        self.crop_n_points_downscale_factor = check_positive_int(
+            "crop_n_points_downscale_factor", crop_n_points_downscale_factor
+        )
+        if points_per_side is not None:
+            check_positive_int("points_per_side", points_per_side)
+            self.point_grids = build_all_layer_point_grids(
+                int(points_per_side), self.crop_n_layers, self.crop_n_points_downscale_factor
+            )
+        else:
+            assert point_grids is not None
+            self.point_grids = self._check_grids(point_grids)
+        self.points_per_batch = check_positive_int("points_per_batch", points_per_batch)
+        self.pred_iou_thresh = check_float("pred_iou_thresh", pred_iou_thresh, 0.0, 1.0)
+        self.stability_score_thresh = check_float(
+            "stability_score_thresh", stability_score_thresh, 0.0, 1.0
+        )
+        self.stability_score_offset = check_float(
+            "stability_score_offset", stability_score_offset, 0.0, math.inf
+        )
+        self.box_nms_thresh = check_float("box_nms_thresh", box_nms_thresh, 0.0, 1.0)
+        self.crop_nms_thresh = check_float("crop_nms_thresh", crop_nms_thresh, 0.0, 1.0)
+        self.crop_overlap_ratio = check_float("crop_overlap_ratio", crop_overlap_ratio, 0.0, 1.0)
+        if isinstance(min_mask_region_area, bool) or not isinstance(
+            min_mask_region_area, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError("min_mask_region_area must be a number of pixels")
+        self.min_mask_region_area = check_float(
+            "min_mask_region_area", min_mask_region_area, 0.0, math.inf
+        )
+        if self.min_mask_region_area > 0:
+            require_scipy()
+        if output_mode not in _OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {_OUTPUT_MODES}, got {output_mode!r}")
+        self.output_mode = output_mode
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+        self.progress = progress
+
+    def _check_grids(self, grids: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for i, g in enumerate(grids):
+            arr = np.asarray(g, dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
+                raise ValueError(
+                    f"point_grids[{i}] must have shape (N, 2), N >= 1, got {arr.shape}"
+                )
+            if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+                raise ValueError(f"point_grids[{i}] must hold XY points in [0, 1]")
+            out.append(arr)
+        if len(out) < self.crop_n_layers + 1:
+            raise ValueError(
+                f"point_grids has {len(out)} grids, but crop_n_layers={self.crop_n_layers} "
+                f"needs one per layer ({self.crop_n_layers + 1})"
+            )
+        return out
+
+    # ----------------------------------------------------------------------------- public
+
+    @torch.no_grad()
+    def generate(
+        self, image: Any, *, progress_callback: Callable[[float], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Masks for everything in ``image`` (any input ``sam_widget.images`` accepts).
+
+        Returns one record per mask: ``segmentation`` (per ``output_mode``), ``area``
+        (pixels), ``bbox`` (XYWH, width = x_max - x_min as the published code), ``predicted_iou``,
+        ``point_coords`` ([[x, y]] of the prompt), ``stability_score``, ``crop_box`` (XYWH).
+        ``progress_callback(fraction)`` is called after every decoder batch.
+        """
+        img = to_rgb_uint8(image)
+        orig_h, orig_w = img.shape[:2]
+        boxes, layers = generate_crop_boxes(
+            (orig_h, orig_w), self.crop_n_layers, self.crop_overlap_ratio
+        )
+        # Images only a few pixels wide can get empty crops (x0 == x1): nothing to segment.
+        crop_list = [
+            (b, la) for b, la in zip(boxes, layers, strict=True) if b[2] > b[0] and b[3] > b[1]
+        ]
+        boxes, layers = [b for b, _ in crop_list], [la for _, la in crop_list]
+        per_batch = self.points_per_batch
+        total = sum(math.ceil(len(self.point_grids[la]) / per_batch) for la in layers)
+        done = 0
+        bar = tqdm(total=total, disable=not self.progress, desc="Segment everything", unit="batch")
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            bar.update(1)
+            if progress_callback is not None:
+                progress_callback(done / total)
+
+        crops: list[_Crop] = []
+        parts: list[Candidates] = []
+        try:
+            for i, (box, layer) in enumerate(zip(boxes, layers, strict=True)):
+                crop, part = self._process_crop(img, i, box, layer, tick)
+                crops.append(crop)
+                parts.append(part)
+        finally:
+            bar.close()
+        kept = Candidates.cat(parts, parts[0].low_res.shape[1:], self.model.device)
+        return self._finish(kept, crops, (orig_h, orig_w))
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _process_crop(
+        self, img: np.ndarray, index: int, box: list[int], layer: int, tick: Callable[[], None]
+    ) -> tuple[_Crop, Candidates]:
+        """Encode one crop, decode its grid in batches, filter, and de-duplicate (box NMS)."""
+        model = self.model
+        device = model.device
+        x0, y0, x1, y1 = box
+        crop_img = img[y0:y1, x0:x1]
+        crop_hw = (y1 - y0, x1 - x0)
+        emb = self.predictor.compute_embedding(crop_img)
+        input_size = (int(emb.input_size[0]), int(emb.input_size[1]))
+        ctx = model.prepare_image(emb.features.to(device))
+        # Grid in [0, 1] -> crop pixels (XY) -> model input frame.
+        points = self.point_grids[layer] * np.array([[crop_hw[1], crop_hw[0]]], dtype=np.float64)
+        model_points = self.predictor.transform.apply_coords(points, crop_hw)
+        orig_box = [0, 0, img.shape[1], img.shape[0]]
+        thr, off = float(model.mask_threshold), self.stability_score_offset
+        upscaler: TiledUpscaler | None = None
+        parts: list[Candidates] = []
+        for start in range(0, len(points), self.points_per_batch):
+            stop = start + self.points_per_batch
+            # B x 2 -> B x 1 x 2: one positive point per prompt.
+            coords = torch.as_tensor(model_points[start:stop], dtype=torch.float32, device=device)[
+                :, None, :
+            ]
+            labels = torch.ones(coords.shape[:2], dtype=torch.int64, device=device)
+            low, iou = model.predict_with_context(ctx, coords, labels, multimask_output=True)
+            if upscaler is None:
+                upscaler = TiledUpscaler(
+                    low.shape[-2:], model.img_size, input_size, crop_hw, device=device
+                )
+            per_point = low.shape[1]
+            low = low.flatten(0, 1)  # B x M x h x w -> BM x h x w (point-major)
+            iou = iou.flatten(0, 1)  # B x M -> BM
+            batch_points = np.repeat(points[start:stop], per_point, axis=0)
+            cand = torch.arange(len(iou), device=device)
+            if self.pred_iou_thresh > 0.0:
+                cand = cand[iou > self.pred_iou_thresh]
+            for c in range(0, len(cand), _CHUNK):
+                idx = cand[c : c + _CHUNK]
+                # Pixel counts above thr +- offset and boxes of the masks (> thr) at the
+                # original resolution, as if the logits had been upscaled (upsample.py).
+                counts = upscaler.counts(low[idx], [thr + off, thr - off])
+                stab = counts[:, 0].to(torch.float32) / counts[:, 1].to(torch.float32)
+                if self.stability_score_thresh > 0.0:
+                    stable = stab >= self.stability_score_thresh
+                    idx, stab = idx[stable], stab[stable]
+                if len(idx) == 0:
+                    continue
+                bxs = upscaler.boxes(low[idx], thr)
+                keep = ~is_box_near_crop_edge(bxs, box, orig_box)
+                if keep.any():
+                    idx, stab, bxs = idx[keep], stab[keep], bxs[keep]
+                    crop_ids = torch.full((len(idx),), index, dtype=torch.int64, device=device)
+                    points_np = batch_points[idx.cpu().numpy()]
+                    parts.append(Candidates(low[idx], iou[idx], stab, bxs, points_np, crop_ids))
+            tick()
+        data = Candidates.cat(parts, low.shape[-2:], device)
+        if len(data):
+            data = data.take(nms(data.boxes.float(), data.iou, self.box_nms_thresh))
+        # Crop frame -> image frame.
+        data.boxes = data.boxes + torch.tensor([x0, y0, x0, y0], device=data.boxes.device)
+        data.points = data.points + np.array([[x0, y0]], dtype=np.float64)
+        assert upscaler is not None  # every crop has at least one point
+        return _Crop(box, upscaler), data
+
+    def _render(
+        self, kept: Candidates, crops: list[_Crop], size: tuple[int, int]
+    ) -> Iterator[np.ndarray]:
+        """Full-image (H, W) bool masks of the candidates, in order."""
+        thr = float(self.model.mask_threshold)
+        for start, stop, crop_index in crop_runs(kept.crop, _CHUNK):
+            crop = crops[crop_index]
+            x0, y0, x1, y1 = crop.box
+            masks = crop.upscaler.masks(kept.low_res[start:stop], thr).cpu().numpy()
+            for m in masks:
+                if (x0, y0, x1, y1) == (0, 0, size[1], size[0]):
+                    yield m
+                else:
+                    full = np.zeros(size, dtype=bool)
+                    full[y0:y1, x0:x1] = m
+                    yield full
+
+    def _finish(
+        self, kept: Candidates, crops: list[_Crop], size: tuple[int, int]
+    ) -> list[dict[str, Any]]:
+        """Cross-crop NMS, full-resolution masks, small-region removal, records."""
+        if len(crops) > 1 and len(kept):
+            # Prefer masks from smaller crops (score 1 / crop area).
+            crop_xyxy = torch.tensor([c.box for c in crops], dtype=torch.int64)
+            scores = (1 / box_area(crop_xyxy))[kept.crop.cpu()]
+            kept = kept.take(nms(kept.boxes.float(), scores, self.crop_nms_thresh))
+        masks: Iterable[np.ndarray] = self._render(kept, crops, size)
+        boxes = kept.boxes.cpu()
+        order = torch.arange(len(kept))
+        if self.min_mask_region_area > 0 and len(kept):
+            masks, boxes, order = self._remove_small_regions(masks, boxes)
+        iou, stability = kept.iou.tolist(), kept.stability.tolist()
+        crop_of = kept.crop.tolist()
+        records = []
+        for k, mask in zip(order.tolist(), masks, strict=True):
+            x0, y0, x1, y1 = (int(v) for v in boxes[k])
+            cx0, cy0, cx1, cy1 = crops[crop_of[k]].box
+            records.append(
+                {
+                    "segmentation": self._encode(mask),
+                    "area": int(np.count_nonzero(mask)),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "predicted_iou": float(iou[k]),
+                    "point_coords": [[float(v) for v in kept.points[k]]],
+                    "stability_score": float(stability[k]),
+                    "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
+                }
+            )
+        return records
+
+    def _remove_small_regions(
+        self, masks: Iterable[np.ndarray], boxes: torch.Tensor
+    ) -> tuple[list[np.ndarray], torch.Tensor, torch.Tensor]:
+        """Fill small holes, drop small islands, then NMS preferring unchanged masks."""
+        area = self.min_mask_region_area
+        fixed: list[np.ndarray] = []
+        unchanged: list[float] = []
+        for m in masks:
+            m, holes = remove_small_regions(m, area, "holes")
+            m, islands = remove_small_regions(m, area, "islands")
+            fixed.append(m)
+            unchanged.append(float(not (holes or islands)))
+        new_boxes = boxes.clone()
+        for k, m in enumerate(fixed):
+            if not unchanged[k]:
+                new_boxes[k] = masks_to_boxes(torch.from_numpy(m)[None])[0]
+        keep = nms(
+            new_boxes.float(),
+            torch.tensor(unchanged),
+            max(self.box_nms_thresh, self.crop_nms_thresh),
+        )
+        return [fixed[k] for k in keep.tolist()], new_boxes, keep
+
+    def _encode(self, mask: np.ndarray) -> Any:
+        if self.output_mode == "binary_mask":
+            return mask
+        rle = mask_to_rle(mask)
+        if self.output_mode == "coco_rle":
+            rle["counts"] = counts_to_string(rle["counts"])
+        return rle
