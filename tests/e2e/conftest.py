@@ -122,13 +122,16 @@ def page(
 def open_notebook(
     page: Any, jupyter_lab: JupyterLab, request: pytest.FixtureRequest
 ) -> Callable[..., Notebook]:
-    """``open_notebook(cells, name=None, run=True)``: write a notebook with these cells into
-    the server's root, open it in the page, and (by default) run all cells."""
+    """``open_notebook(cells, name=None, run=True, ui="lab")``: write a notebook with these
+    cells into the server's root, open it in the page (JupyterLab, or the Notebook 7 UI with
+    ``ui="notebook"``), and (by default) run all cells."""
 
-    def _open(cells: list[str], name: str | None = None, run: bool = True) -> Notebook:
+    def _open(
+        cells: list[str], name: str | None = None, run: bool = True, ui: str = "lab"
+    ) -> Notebook:
         nb_name = name or re.sub(r"[^\w]+", "_", request.node.name) + ".ipynb"
         path = jupyter_lab.write_notebook(nb_name, cells)
-        nb = Notebook(page, jupyter_lab, path).open()
+        nb = Notebook(page, jupyter_lab, path, ui=ui).open()
         if run:
             nb.run_all()
         return nb

@@ -148,6 +148,8 @@ class JupyterLab:
                 f"--ServerApp.root_dir={self.root}",
                 "--ServerApp.disable_check_xsrf=False",
                 "--LabApp.expose_app_in_browser=True",
+                # The same for the Notebook 7 UI (/tree, /notebooks/...) the server also has.
+                "--JupyterNotebookApp.expose_app_in_browser=True",
                 "--LabApp.news_url=None",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
                 "--LabApp.extension_manager=readonly",
@@ -290,6 +292,10 @@ class JupyterLab:
         ws = workspace or f"e2e-{uuid.uuid4().hex[:8]}"
         return f"{self.base_url}/lab/workspaces/{ws}/tree/{path}?token={self.token}"
 
+    def notebook7_url(self, path: str) -> str:
+        """The notebook in the Jupyter Notebook 7 UI (served by the same server)."""
+        return f"{self.base_url}/notebooks/{path}?token={self.token}"
+
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     try:
@@ -344,7 +350,9 @@ _FIND_PANEL_JS = """
 
 
 class Notebook:
-    """A notebook open in a JupyterLab page.
+    """A notebook open in a JupyterLab page (``ui="lab"``, the default) or in the Jupyter
+    Notebook 7 UI (``ui="notebook"``; same application API: ``window.jupyterapp``, its shell's
+    main-area widgets, the same notebook commands).
 
     ``open()`` loads it and waits for a connected, idle kernel; ``run_all()`` runs every cell
     and raises with the traceback if one fails; ``kernel(code)`` runs code in the same kernel
@@ -352,13 +360,20 @@ class Notebook:
     expression there.
     """
 
-    def __init__(self, page: Any, lab: JupyterLab, path: str) -> None:
+    def __init__(self, page: Any, lab: JupyterLab, path: str, ui: str = "lab") -> None:
+        if ui not in ("lab", "notebook"):
+            raise ValueError(f"ui must be 'lab' or 'notebook', not {ui!r}")
         self.page = page
         self.lab = lab
         self.path = path
+        self.ui = ui
 
     def open(self, timeout: float = 120.0) -> Notebook:
-        self.page.goto(self.lab.notebook_url(self.path), timeout=timeout * 1000)
+        if self.ui == "notebook":
+            url = self.lab.notebook7_url(self.path)
+        else:
+            url = self.lab.notebook_url(self.path)
+        self.page.goto(url, timeout=timeout * 1000)
         self.page.wait_for_function(
             "() => window.jupyterapp !== undefined", timeout=timeout * 1000
         )
