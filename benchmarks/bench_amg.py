@@ -165,14 +165,22 @@ def auto_thresholds(
         lows.append(low.flatten(0, 1))
         ious.append(iou.flatten())
     iou_all = torch.cat(ious)
-    iou_thr = float(np.clip(iou_all.median().item(), 0.0, 1.0))
+    # Half-way between the median and the next larger value: no candidate sits exactly on
+    # the threshold, where float rounding differences between two exact decoders would
+    # decide (the filter is iou > thr, so the same candidates pass as with the median).
+    med = iou_all.median()
+    larger = iou_all[iou_all > med]
+    iou_thr = float(np.clip(((med + larger.min()) / 2 if len(larger) else med).item(), 0.0, 1.0))
     passed = torch.cat(lows)[iou_all > iou_thr]
     up = TiledUpscaler(passed.shape[-2:], ours.img_size, pred.input_size, (h, w))
     counts = torch.cat(
         [up.counts(passed[i : i + 32], [offset, -offset]) for i in range(0, len(passed), 32)]
     )
     stab = (counts[:, 0].float() / counts[:, 1].float()).nan_to_num(0.0)
-    stab_thr = float(stab.median().item())
+    # Half-way down to the next smaller value (the filter is stab >= thr), as above.
+    smed = stab.median()
+    smaller = stab[stab < smed]
+    stab_thr = float(((smed + smaller.max()) / 2 if len(smaller) else smed).item())
     if stab_thr <= 0.0 and bool((stab > 0).any()):
         # Most candidates have no pixel above +offset: keep only those that have some.
         stab_thr = float(stab[stab > 0].min().item())

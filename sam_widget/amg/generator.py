@@ -4,10 +4,12 @@ Same parameters, records and results as the published generator
 (``segment_anything/automatic_mask_generator.py``), organised so that full-resolution work is
 only done where it can change the output:
 
-1. the image (or each crop) is encoded once and the decoder's image-side work is shared by
-   all prompts of a batch (``Sam.prepare_image`` / ``Sam.predict_with_context``);
+1. the image (or each crop) is encoded once and the point prompts are decoded with the
+   image tokens in low-rank form (``modeling/lowrank.py``: same results as
+   ``Sam.predict_with_context`` up to float rounding, image-side work shared per image);
 2. candidates are filtered by predicted IoU first (the prediction does not depend on the
-   upsampling), so the others are never upscaled;
+   mask head), so prompts without a candidate get no mask head and the others' candidates
+   are never upscaled;
 3. for the survivors, the pixel counts of the stability score and the mask's box at the
    original resolution come from :class:`~sam_widget.amg.upsample.TiledUpscaler`: the same
    numbers as upscaling the logits (up to float rounding), but only tiles that a mask
@@ -29,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..images import to_rgb_uint8
+from ..modeling.lowrank import decode_points_lowrank, prepare_lowrank
 from ..modeling.sam import Sam
 from ..predictor import SamPredictor
 from .candidates import Candidates, crop_runs
@@ -226,7 +229,7 @@ class SamAutomaticMaskGenerator:
         crop_hw = (y1 - y0, x1 - x0)
         emb = self.predictor.compute_embedding(crop_img)
         input_size = (int(emb.input_size[0]), int(emb.input_size[1]))
-        ctx = model.prepare_image(emb.features.to(device))
+        ctx = prepare_lowrank(model, emb.features.to(device))
         # Grid in [0, 1] -> crop pixels (XY) -> model input frame.
         points = self.point_grids[layer] * np.array([[crop_hw[1], crop_hw[0]]], dtype=np.float64)
         model_points = self.predictor.transform.apply_coords(points, crop_hw)
@@ -241,7 +244,15 @@ class SamAutomaticMaskGenerator:
                 :, None, :
             ]
             labels = torch.ones(coords.shape[:2], dtype=torch.int64, device=device)
-            low, iou = model.predict_with_context(ctx, coords, labels, multimask_output=True)
+            # Masks only for prompts with a candidate above pred_iou_thresh (the others'
+            # logits are left zero and never read: their candidates are filtered out below).
+            low, iou, _ = decode_points_lowrank(
+                ctx,
+                coords,
+                labels,
+                True,
+                self.pred_iou_thresh if self.pred_iou_thresh > 0 else None,
+            )
             if upscaler is None:
                 upscaler = TiledUpscaler(
                     low.shape[-2:], model.img_size, input_size, crop_hw, device=device
