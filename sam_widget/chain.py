@@ -113,6 +113,9 @@ class StageCache:
     def __init__(self, limit: int = 8) -> None:
         self.limit = int(limit)
         self._d: OrderedDict[Any, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        # The last hover preview's final stage, outside the LRU: a click where the preview
+        # was just shown asks for exactly this stage and then needs no decoder run.
+        self._preview: tuple[Any, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def reserve(self, stages: int, slack: int = 6) -> None:
         self.limit = max(self.limit, int(stages) + slack)
@@ -121,7 +124,14 @@ class StageCache:
         hit = self._d.get(key)
         if hit is not None:
             self._d.move_to_end(key)
+        elif self._preview is not None and self._preview[0] == key:
+            hit = self._preview[1]
+            self.put(key, hit)  # a real stage now: keep it with the others
         return hit
+
+    def put_preview(self, key: Any, value: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Remember one hover stage without evicting any real stage."""
+        self._preview = (key, value)
 
     def put(self, key: Any, value: tuple[torch.Tensor, torch.Tensor]) -> None:
         self._d[key] = value
@@ -160,8 +170,11 @@ def _stage(
     bx = np.asarray(box, dtype=np.float64) if box is not None else None
     logits, iou = decode(pts, lbl, bx, mask_input, multimask)
     out = (logits.detach(), iou.detach().reshape(-1))
-    if cache is not None and store:
-        cache.put(key, out)
+    if cache is not None:
+        if store:
+            cache.put(key, out)
+        else:
+            cache.put_preview(key, out)
     return out
 
 
@@ -175,8 +188,10 @@ def run_chain(
 ) -> ChainResult:
     """Decode ``prompt`` by the module's rules; ``cache`` (per object) saves repeated stages.
 
-    ``store_final=False`` reads the cache but does not add the last stage to it (hover
-    previews: every pointer position would otherwise evict the object's real stages).
+    ``store_final=False`` reads the cache but does not add the last stage to its LRU (hover
+    previews: every pointer position would otherwise evict the object's real stages); it is
+    kept in the cache's one-entry preview slot instead, so a click on the previewed spot
+    reuses it.
     """
     if prompt.empty:
         return ChainResult(torch.zeros(0, 256, 256), (), -1, False)

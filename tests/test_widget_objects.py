@@ -188,6 +188,14 @@ def test_hover_stage_is_not_stored_and_long_chains_fit() -> None:
     for i in range(10):
         run_chain(dec, base.with_point(2.0 + i, 3.0), cache=cache, store_final=False)
     assert len(dec.calls) == 11 and len(cache) == 1  # only the real stage was kept
+    # a click where the last preview was shown reuses it (no decoder run) and keeps it
+    clicked = run_chain(dec, base.with_point(11.0, 3.0), cache=cache)
+    assert len(dec.calls) == 11 and len(cache) == 2
+    fresh = FakeDecoder()
+    assert torch.equal(run_chain(fresh, base.with_point(11.0, 3.0)).logits, clicked.logits)
+    # a click elsewhere still decodes
+    run_chain(dec, base.with_point(2.0, 3.0), cache=cache)
+    assert len(dec.calls) == 12
     # a 12-point object: the cache grows to hold the whole chain, so one more point costs
     # exactly one decode
     long = base
