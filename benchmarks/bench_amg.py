@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from _torchvision_shim import import_reference  # noqa: E402
+from test_amg import shape_weights_  # noqa: E402  (the same weight edits as the tests)
 
 from sam_widget import SamAutomaticMaskGenerator  # noqa: E402
 from sam_widget.build import build_sam  # noqa: E402
@@ -58,24 +59,6 @@ def structured_image(h: int, w: int, seed: int = 0) -> np.ndarray:
         r = rng.integers(s // 60 + 1, s // 12 + 2)
         img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(0, 256, 3)
     return img
-
-
-def shape_weights_(model: torch.nn.Module) -> None:
-    """The weight edits of tests/test_amg.py (compact, distinct masks from random weights)."""
-    with torch.no_grad():
-        pos = getattr(model.image_encoder, "pos_embed", None)
-        if pos is not None:
-            pos.zero_()
-        for i in (0, 3):
-            w = model.mask_decoder.output_upscaling[i].weight
-            w.copy_(2 * w.mean(dim=(2, 3), keepdim=True).expand_as(w))
-        md, pe = model.mask_decoder, model.prompt_encoder
-        md.iou_token.weight.mul_(0.1)
-        md.mask_tokens.weight.mul_(0.1)
-        for emb in pe.point_embeddings:
-            emb.weight.mul_(0.1)
-        pe.not_a_point_embed.weight.mul_(0.1)
-        md.iou_prediction_head.layers[-1].bias.add_(1.0)
 
 
 def build_models(variant: str, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:

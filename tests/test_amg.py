@@ -36,9 +36,12 @@ SEED = 12
 
 
 def shape_weights_(model: torch.nn.Module) -> None:
-    """The deterministic weight edits described in the module docstring (in place)."""
+    """The deterministic weight edits described in the module docstring (in place; also
+    used by benchmarks/bench_amg.py — TinyViT has no ``pos_embed``)."""
     with torch.no_grad():
-        model.image_encoder.pos_embed.zero_()
+        pos = getattr(model.image_encoder, "pos_embed", None)
+        if pos is not None:
+            pos.zero_()
         for i in (0, 3):
             w = model.mask_decoder.output_upscaling[i].weight
             w.copy_(2 * w.mean(dim=(2, 3), keepdim=True).expand_as(w))

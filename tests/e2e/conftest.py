@@ -89,9 +89,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(
-    browser: Any, jupyter_lab: JupyterLab, request: pytest.FixtureRequest
-) -> Iterator[Any]:
+def page(browser: Any, jupyter_lab: JupyterLab, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context and page; on failure its screenshot, console and the server
     log tail go to test-artifacts/<test>/."""
     context = browser.new_context(viewport={"width": 1280, "height": 1200}, device_scale_factor=1)

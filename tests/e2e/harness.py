@@ -374,9 +374,7 @@ class Notebook:
         else:
             url = self.lab.notebook_url(self.path)
         self.page.goto(url, timeout=timeout * 1000)
-        self.page.wait_for_function(
-            "() => window.jupyterapp !== undefined", timeout=timeout * 1000
-        )
+        self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=timeout * 1000)
         self._eval(
             """async ({path, findPanel}) => {
                 const app = window.jupyterapp;
@@ -503,14 +501,11 @@ class Notebook:
     def kernel_json(self, expr: str, setup: str = "", timeout: float = 120.0) -> Any:
         """Evaluate the JSON-able Python expression ``expr`` in the kernel and return it."""
         marker = "@@E2E_JSON@@"
-        code = (
-            f"{setup}\nimport json as _e2e_json\n"
-            f"print({marker!r} + _e2e_json.dumps({expr}))"
-        )
+        code = f"{setup}\nimport json as _e2e_json\nprint({marker!r} + _e2e_json.dumps({expr}))"
         out = self.kernel(code, timeout=timeout)
         for line in reversed(out.splitlines()):
             if line.startswith(marker):
-                return json.loads(line[len(marker):])
+                return json.loads(line[len(marker) :])
         raise HarnessError(f"no JSON in kernel output:\n{out}")
 
     def wait_kernel_true(self, expr: str, timeout: float = 120.0, interval: float = 0.25) -> Any:

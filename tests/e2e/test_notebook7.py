@@ -20,6 +20,7 @@ from .test_sam_widget import (
     click_and_wait,
     kernel_objects,
     nearest_color,
+    point_inside_mask_away_from,
     report,
 )
 
@@ -64,11 +65,7 @@ def test_notebook7_click_and_right_click(open_notebook):
     assert sam.drawn_seq() == f"{obj['id']}:{obj['seq']}"
 
     # Right click inside the mask, away from the positive point: a negative point (label 0).
-    nb.kernel("_m1 = w.masks[0].copy()")
-    nx, ny = nb.kernel_json(
-        "next([float(xx) + .5, float(yy) + .5] for yy, xx in zip(*np.nonzero(_m1))"
-        f" if abs(xx - {x}) + abs(yy - {y}) > 60 and 20 < xx < 580 and 20 < yy < 380)"
-    )
+    nx, ny = point_inside_mask_away_from(nb, x, y)
     click_and_wait(sam, nx, ny, button="right")
     (obj,) = kernel_objects(nb)
     assert obj["labels"] == [1, 0]

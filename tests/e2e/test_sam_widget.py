@@ -172,7 +172,7 @@ def test_click_shows_mask_at_clicked_place(open_notebook):
     # The kernel got one object with one positive point where we clicked (image px).
     (obj,) = kernel_objects(nb)
     assert obj["labels"] == [1]
-    (px, py), = obj["points"]
+    ((px, py),) = obj["points"]
     assert abs(px - x) <= 1.0 and abs(py - y) <= 1.0, (obj["points"], x, y)
 
     # Its mask covers the clicked place, in the kernel and on the overlay canvas.
@@ -187,16 +187,23 @@ def test_click_shows_mask_at_clicked_place(open_notebook):
     report("single click", [latency])
 
 
-def test_right_click_adds_negative_point(open_notebook):
-    nb, sam = open_sam(open_notebook)
-    x, y = nb.kernel_json("_pick(60, 40, 540, 360, seed=2)")
-    click_and_wait(sam, x, y)
+def point_inside_mask_away_from(nb, x: float, y: float) -> tuple[float, float]:
+    """A pixel centre inside the kernel's current ``w.masks[0]``, over 60 px (L1) from (x, y)
+    and 20 px inside the 600 x 400 test image."""
     nb.kernel("_m1 = w.masks[0].copy()")
-    # A negative point inside the current mask, away from the positive one.
     nx, ny = nb.kernel_json(
         "next([float(xx) + .5, float(yy) + .5] for yy, xx in zip(*np.nonzero(_m1))"
         f" if abs(xx - {x}) + abs(yy - {y}) > 60 and 20 < xx < 580 and 20 < yy < 380)"
     )
+    return nx, ny
+
+
+def test_right_click_adds_negative_point(open_notebook):
+    nb, sam = open_sam(open_notebook)
+    x, y = nb.kernel_json("_pick(60, 40, 540, 360, seed=2)")
+    click_and_wait(sam, x, y)
+    # A negative point inside the current mask, away from the positive one.
+    nx, ny = point_inside_mask_away_from(nb, x, y)
     click_and_wait(sam, nx, ny, button="right")
     (obj,) = kernel_objects(nb)
     assert obj["labels"] == [1, 0]
