@@ -107,3 +107,24 @@ def test_bad_prompts_raise(model: Sam) -> None:
         decode_points_lowrank(lctx, torch.zeros(2, 1, 2), torch.ones(2, 2))
     with pytest.raises(ValueError, match="image_embeddings"):
         prepare_lowrank(model, torch.zeros(2, 8, 4, 4, 4))
+
+
+def test_matches_with_a_deeper_decoder_and_chunks() -> None:
+    """Three two-way layers: rows pass up to two LayerNorms before the last one (products
+    of gains and two mean corrections in the head-structured cross terms), with strong
+    LayerNorm gains; and more prompts than one internal chunk, with multi-point prompts."""
+    import dataclasses
+
+    from sam_widget.build import assemble_sam
+    from sam_widget.config import get_config
+
+    torch.manual_seed(21)
+    model = assemble_sam(dataclasses.replace(get_config("tiny"), decoder_depth=3)).eval()
+    gen = torch.Generator().manual_seed(22)
+    with torch.no_grad():
+        for mod in model.mask_decoder.modules():
+            if isinstance(mod, torch.nn.LayerNorm):
+                mod.weight.copy_(1.0 + 0.5 * torch.randn(mod.weight.shape, generator=gen))
+                mod.bias.copy_(0.3 * torch.randn(mod.bias.shape, generator=gen))
+    coords, labels = _prompts(37, 3, seed=23)
+    _compare(model, _embedding(model, seed=24, offset=3.0), coords, labels)

@@ -1,0 +1,300 @@
+"""The operations of the low-rank point decoder (``lowrank.py``) on the image tokens.
+
+The image tokens of prompt b are ``a[b] * Y + L[b] @ U[b] + c[b]`` (see ``lowrank.py``).
+Everything that works on the few prompt tokens (projections, token vectors against U) runs
+for a whole chunk of B prompts at once; everything that works on the N = H x W positions
+runs one prompt at a time on contiguous R x N blocks, so no B x n x T x N tensor is ever
+permuted between prompt-major and head-major layout.
+
+Letters: B prompts, n heads, T tokens, d head dim, N positions, R low-rank terms, C channels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from .transformer import Attention
+
+__all__ = ["Keys", "Stage", "heads", "image_to_tokens", "layer_norm", "tokens_to_image"]
+
+
+def heads(x: torch.Tensor, n: int) -> torch.Tensor:
+    """... x M x C_int -> ... x n x M x d."""
+    *lead, m, c = x.shape
+    # ... x M x C -> ... x M x n x d -> ... x n x M x d
+    return x.reshape(*lead, m, n, c // n).transpose(-3, -2)
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    """B x n x M x d -> B x M x (n d)."""
+    b, n, m, d = x.shape
+    # B x n x M x d -> B x M x n x d -> B x M x C_int
+    return x.transpose(1, 2).reshape(b, m, n * d)
+
+
+@dataclass
+class Stage:
+    """Per-image constants entering one two-way layer (or, last, the final attention).
+
+    ``y``: image part Y = X * G (N x C; X image embedding + no-mask embedding, G product of
+    the LayerNorm gains so far); ``mean``: N channel means of Y; ``centered``: Y - mean
+    (N x C); ``sq``: N sums over channels of centered²; ``proj``: name -> Y @ W^T (no bias)
+    for the projections this stage needs, n x N x d (``conv1``: N x 4C/4).
+
+    For this stage's LayerNorm: ``z[j]`` (n x d x N) = (centered * Γ_j) @ W_o,j^T split by
+    head, W_o,j the output projection of layer j's image -> token attention and Γ_j the
+    product of the LayerNorm gains of layers j .. this one - 1; ``g[k]`` (N) =
+    centered @ Γ_k. They give the terms U_r . Y_c[p] of the rows that layer j added at the
+    cost of d instead of C per row and position (see ``layer_norm``).
+    """
+
+    y: torch.Tensor
+    mean: torch.Tensor
+    centered: torch.Tensor
+    sq: torch.Tensor
+    proj: dict[str, torch.Tensor]
+    z: list[torch.Tensor] = field(default_factory=list)
+    g: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    """The n T rows that layer ``layer``'s image -> token attention added at ``start``:
+    row (h, t) was ``v[:, h, t] @ W_o,h^T`` (``v``: B x n x T x d) and has since passed
+    LayerNorms whose row means were ``mu`` (one B x nT tensor per LayerNorm)."""
+
+    layer: int
+    start: int
+    v: torch.Tensor
+    mu: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class Keys:
+    """Image tokens of B prompts, ``a * Y + L @ U + c``.
+
+    ``a``: B x N; ``lowbuf``: B x R_max x N, L stored transposed, rows [0, r) in use (new
+    terms are written in place, never concatenated); ``rowbuf``: B x R_max x C, U;
+    ``const``: B x C, c. ``groups``: the attention-made rows; ``extra``: offsets of the
+    row pairs that LayerNorms added.
+    """
+
+    a: torch.Tensor
+    lowbuf: torch.Tensor
+    rowbuf: torch.Tensor
+    const: torch.Tensor
+    r: int = 0
+    groups: list[_Group] = field(default_factory=list)
+    extra: list[int] = field(default_factory=list)
+
+    @classmethod
+    def image_only(cls, b: int, n: int, c: int, r_max: int, like: torch.Tensor) -> Keys:
+        """Keys equal to the image part (a = 1, no terms, c = 0) for ``b`` prompts."""
+        return cls(
+            like.new_ones(b, n),
+            like.new_empty(b, r_max, n),
+            like.new_empty(b, r_max, c),
+            like.new_zeros(b, c),
+        )
+
+    @property
+    def rows(self) -> torch.Tensor:
+        return self.rowbuf[:, : self.r]
+
+    def low(self, b: int) -> torch.Tensor:
+        """L^T of prompt b, r x N (contiguous)."""
+        return self.lowbuf[b, : self.r]
+
+
+def _image_terms(
+    q: torch.Tensor, img: torch.Tensor, pe: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dot products of token vectors ``q`` (B x n x T x d) with the per-image ``img`` and
+    ``pe`` projections (n x N x d), for all prompts in one matmul per head (M = B T rows is
+    what makes them fast): -> (q . Y W^T, q . (PE W^T + b)), each n x B x T x N."""
+    b, n, t, d = q.shape
+    # B x n x T x d -> n x B x T x d -> n x (B T) x d
+    qh = q.transpose(0, 1).reshape(n, b * t, d)
+    # n x (B T) x d @ n x d x N -> n x (B T) x N -> n x B x T x N
+    img_t = torch.bmm(qh, img.transpose(-2, -1)).view(n, b, t, -1)
+    pe_t = torch.bmm(qh, pe.transpose(-2, -1)).view(n, b, t, -1)
+    return img_t, pe_t
+
+
+def _coefficients(keys: Keys, q: torch.Tensor, lin: nn.Linear) -> torch.Tensor | None:
+    """Token vectors q (B x n x T x d) against the rows projected by ``lin``:
+    (U W^T)_h q_h^T -> B x nT x R, the coefficients of L in the logits (None when R = 0)."""
+    if not keys.r:
+        return None
+    b, n, t, _ = q.shape
+    # U W^T: B x R x C_int -> B x n x R x d; @ q^T -> B x n x R x T
+    m = heads(F.linear(keys.rows, lin.weight), n) @ q.transpose(-2, -1)
+    # B x n x R x T -> B x n x T x R -> B x nT x R
+    return m.transpose(-2, -1).reshape(b, n * t, keys.r)
+
+
+def _logits(
+    keys: Keys,
+    b: int,
+    img_t: torch.Tensor,
+    pe_t: torch.Tensor,
+    coef: torch.Tensor | None,
+    out: torch.Tensor,
+) -> torch.Tensor:
+    """Logits of prompt b, a * (q . Y W^T) + q . PE' + (L @ coef^T)^T -> ``out`` n x T x N
+    (the constant c W^T part is the caller's)."""
+    n, t = out.shape[0], out.shape[1]
+    torch.addcmul(pe_t[:, b], img_t[:, b], keys.a[b], out=out)
+    if coef is not None:
+        # nT x R @ R x N, added in place: n x T x N viewed as nT x N
+        out.view(n * t, -1).addmm_(coef[b], keys.low(b))
+    return out
+
+
+def tokens_to_image(
+    attn: Attention,
+    keys: Keys,
+    queries: torch.Tensor,
+    img_k: torch.Tensor,
+    pe_k: torch.Tensor,
+    img_v: torch.Tensor,
+) -> torch.Tensor:
+    """``attn(queries, keys + PE, keys)`` for the prompt tokens ``queries`` (B x T x C)
+    -> B x T x C. ``img_k``/``img_v``: Y W_k^T, Y W_v^T; ``pe_k``: PE W_k^T + b_k
+    (n x N x d each)."""
+    n = attn.num_heads
+    q = heads(attn.q_proj(queries), n)  # B x n x T x d
+    q = q * (1.0 / math.sqrt(q.shape[-1]))
+    b, _, t, d = q.shape
+    hw = keys.a.shape[1]
+    # The softmax runs over positions, so the per-row constant q . (c W_k^T) drops out.
+    img_t, pe_t = _image_terms(q, img_k, pe_k)
+    coef = _coefficients(keys, q, attn.k_proj)
+    out = q.new_empty(b, n, t, d)
+    al = q.new_empty(b, n * t, keys.r) if keys.r else None
+    logits = q.new_empty(n, t, hw)
+    for i in range(b):
+        probs = torch.softmax(_logits(keys, i, img_t, pe_t, coef, logits), dim=-1)
+        # image part: (A * a) @ Y W_v^T, n x T x N @ n x N x d -> n x T x d
+        torch.bmm(probs * keys.a[i], img_v, out=out[i])
+        if al is not None:
+            # A @ L: nT x N @ N x R -> nT x R
+            torch.mm(probs.view(n * t, hw), keys.low(i).T, out=al[i])
+    if al is not None:
+        # (A @ L) @ (U W_v^T): B x n x T x R @ B x n x R x d -> B x n x T x d
+        out = out + al.view(b, n, t, -1) @ heads(F.linear(keys.rows, attn.v_proj.weight), n)
+    # constant part (each softmax row sums to 1): c W_v^T + b_v, B x C_int -> B x n x 1 x d
+    out = out + heads(attn.v_proj(keys.const)[:, None, :], n)
+    return attn.out_proj(_merge(out))
+
+
+def image_to_tokens(
+    attn: Attention,
+    keys: Keys,
+    layer: int,
+    tokens: torch.Tensor,
+    token_pe: torch.Tensor,
+    img_q: torch.Tensor,
+    pe_q: torch.Tensor,
+) -> None:
+    """``keys += attn(keys + PE, tokens + token_pe, tokens)`` in place: the attention
+    weights become n T new terms of L, the head values times the output projection the new
+    rows of U, the output bias goes into c. ``tokens``/``token_pe``: B x T x C;
+    ``img_q``: Y W_q^T, ``pe_q``: PE W_q^T + b_q (n x N x d)."""
+    n = attn.num_heads
+    k = heads(attn.k_proj(tokens + token_pe), n)  # B x n x T x d
+    k = k * (1.0 / math.sqrt(k.shape[-1]))
+    v = heads(attn.v_proj(tokens), n)  # B x n x T x d
+    b, _, t, d = k.shape
+    hw = keys.a.shape[1]
+    img_t, pe_t = _image_terms(k, img_q, pe_q)
+    coef = _coefficients(keys, k, attn.q_proj)
+    # The softmax runs over the tokens: the constant k . (c W_q^T) stays, B x n x T x 1.
+    kc = k @ heads(F.linear(keys.const, attn.q_proj.weight)[:, None, :], n).transpose(-2, -1)
+    r = keys.r
+    logits = k.new_empty(n, t, hw)
+    for i in range(b):
+        _logits(keys, i, img_t, pe_t, coef, logits).add_(kc[i])
+        # softmax over the T tokens, straight into the new rows of L^T (n x T x N view)
+        new = keys.lowbuf[i, r : r + n * t].view(n, t, hw)
+        torch.ops.aten._softmax.out(logits, 1, False, out=new)
+    # rows V_h @ W_o,h^T: W_o C x (n d) -> n x d x C; B x n x T x d @ n x d x C -> B x n x T x C
+    w_o = attn.out_proj.weight.reshape(-1, n, d).permute(1, 2, 0)
+    keys.rowbuf[:, r : r + n * t] = (v @ w_o).reshape(b, n * t, -1)
+    assert attn.out_proj.bias is not None
+    keys.const = keys.const + attn.out_proj.bias
+    keys.groups.append(_Group(layer, r, v))
+    keys.r = r + n * t
+
+
+def layer_norm(norm: nn.LayerNorm, keys: Keys, stage: Stage, index: int) -> None:
+    """LayerNorm over the channels of every position, in place: -> the same form with image
+    part Y * gamma (R grows by 2). ``index``: the layer whose LayerNorm this is.
+
+    Per position p, with Yc, Uc, cc the channel-centred Y, U, c (and Uc . Yc = U . Yc):
+    C var = a² |Yc|² + 2a (L . (U Yc) + c . Yc) + L G L^T + 2 L . (Uc cc) + |cc|²,
+    G = Uc Uc^T (R x R). No E[x²] - mean², so no cancellation. U Yc costs d per row instead
+    of C: a row of layer j is (v W_o,h^T) * Γ - sum of (row mean at LayerNorm k) * Γ_k, so
+    its product with Yc[p] is v . z[j][h, :, p] - sum mu_k g[k][p] (``Stage``).
+    """
+    c = stage.y.shape[-1]
+    b, hw = keys.a.shape
+    r = keys.r
+    rows, a = keys.rows, keys.a
+    mu = rows.mean(dim=-1)  # B x R
+    rows.sub_(mu[:, :, None])  # U <- Uc, in place (scaled by gamma below)
+    const_c = keys.const - keys.const.mean(dim=-1, keepdim=True)  # B x C
+    gram = torch.bmm(rows, rows.transpose(1, 2))  # B x R x R
+    gram_c2 = 2 * torch.bmm(rows, const_c[:, :, None])  # B x R x 1
+    cross_c = const_c @ stage.centered.T  # B x N
+    # rows added by earlier LayerNorms: B x 2 x C @ C x N -> B x 2 x N
+    extra = [rows[:, off : off + 2] @ stage.centered.T for off in keys.extra]
+    # attention rows: v . z for all prompts at once, head-major:
+    # B x n x T x d -> n x (B T) x d; @ n x d x N -> n x (B T) x N -> n x B x T x N
+    made = []
+    for grp in keys.groups:
+        _, nh, t, d = grp.v.shape
+        vh = grp.v.transpose(0, 1).reshape(nh, b * t, d)
+        made.append(torch.bmm(vh, stage.z[grp.layer]).view(nh, b, t, hw))
+    x = a.new_empty(r, hw)  # U Yc of one prompt, then the per-row factor of the sum
+    quad = a.new_empty(b, hw)
+    a2 = 2 * a
+    for i in range(b):
+        for grp, zg in zip(keys.groups, made, strict=True):
+            nh, t = grp.v.shape[1], grp.v.shape[2]
+            xg = x[grp.start : grp.start + nh * t]
+            xg.view(nh, t, hw).copy_(zg[:, i])
+            for k, m in zip(range(grp.layer, index), grp.mu, strict=True):
+                xg.addcmul_(m[i][:, None], stage.g[k][None, :], value=-1.0)
+        for off, ex in zip(keys.extra, extra, strict=True):
+            x[off : off + 2] = ex[i]
+        low = keys.low(i)
+        # x <- 2 Uc cc + 2 a (U Yc) + G L^T; quad = sum over rows of x * L^T
+        torch.addcmul(gram_c2[i], x, a2[i], out=x)
+        x.addmm_(gram[i], low)
+        torch.sum(x.mul_(low), dim=0, out=quad[i])
+    total = a * a * stage.sq + a2 * cross_c + quad + (const_c * const_c).sum(-1)[:, None]
+    inv = torch.rsqrt(total / c + norm.eps)  # B x N
+    gamma, beta = norm.weight, norm.bias
+    for grp in keys.groups:
+        nh, t = grp.v.shape[1], grp.v.shape[2]
+        grp.mu.append(mu[:, grp.start : grp.start + nh * t])
+    # (a Y + L Uc + cc - a mean_Y) * inv * gamma + beta, with Y * gamma the next image part:
+    # L <- L * inv; new terms -a mean_Y inv (row gamma) and inv (row cc * gamma).
+    keys.lowbuf[:, :r].mul_(inv[:, None, :])
+    keys.lowbuf[:, r] = -a * stage.mean * inv
+    keys.lowbuf[:, r + 1] = inv
+    rows.mul_(gamma)
+    keys.rowbuf[:, r] = gamma
+    keys.rowbuf[:, r + 1] = const_c * gamma
+    keys.a = a * inv
+    keys.const = beta.expand(b, -1)
+    keys.extra.append(r)
+    keys.r = r + 2
