@@ -36,6 +36,9 @@ from torch import nn
 
 from .common import LayerNorm2d
 
+# Rows per step of the MBConv blocks in eval mode (MBConv.forward).
+_STRIP_ROWS = 32
+
 
 def _gelu_(x: torch.Tensor) -> torch.Tensor:
     """GELU (exact, erf form, as ``F.gelu``) in place on a tensor this module made."""
@@ -111,11 +114,27 @@ class MBConv(nn.Module):
         self.conv3 = ConvBN(hidden, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # In-place GELU and sum on our own intermediates: at 256² x 256 channels each is a
-        # 64 MB tensor, and fresh allocations cost as much as the arithmetic.
-        y = _gelu_(self.conv1(x))
-        y = _gelu_(self.conv2(y))
-        return _gelu_(self.conv3(y).add_(x))
+        h = x.shape[-2]
+        if self.training or h <= _STRIP_ROWS:
+            return self._block(x, 0, h)
+        # Eval: in strips of rows. At 256² the 4x expanded activations are 64 MB tensors;
+        # strips keep them in cache and below the allocator's reuse limit (a fresh 64 MB
+        # tensor costs 16k page faults). Same values: every output row sees the same inputs.
+        out = torch.empty_like(x)
+        for r0 in range(0, h, _STRIP_ROWS):
+            r1 = min(h, r0 + _STRIP_ROWS)
+            out[:, :, r0:r1] = self._block(x, r0, r1)
+        return out
+
+    def _block(self, x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+        """Output rows r0..r1 - 1, from input rows r0 - 1..r1 (the depthwise conv's reach)."""
+        lo, hi = max(0, r0 - 1), min(x.shape[-2], r1 + 1)
+        # In-place GELU and sum on our own intermediates.
+        y = _gelu_(self.conv1(x[:, :, lo:hi]))
+        # zero padding of the 3x3 conv is right at the image edges; the extra rows at a
+        # strip edge are dropped
+        y = _gelu_(self.conv2(y)[:, :, r0 - lo : r1 - lo])
+        return _gelu_(self.conv3(y).add_(x[:, :, r0:r1]))
 
 
 class PatchMerging(nn.Module):
