@@ -53,9 +53,9 @@ __all__ = ["LowRankContext", "decode_points_lowrank", "prepare_lowrank"]
 # position-side work runs one prompt at a time (lowrank_ops); 16 measured best here
 # (8 and 32 about 10 % slower on a 2-core Xeon).
 _CHUNK = 16
-# Positions per mask-head step (whole image rows): keeps the 2 x 2 x 2 x 2 x C/8
-# upscaled features of a step (8 MB for a whole 64 x 64 grid) in the core's cache.
-_TILE = 2048
+# Positions per mask-head step (whole image rows). With the head split by kernel row
+# (_MaskHead) a whole 64 x 64 grid needs 2 MB work buffers; 1024 and 2048 were slower.
+_TILE = 4096
 
 
 @dataclass
@@ -150,40 +150,79 @@ def _conv1_weight(conv: nn.ConvTranspose2d) -> torch.Tensor:
     return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.in_channels)
 
 
-def _masks(ctx: LowRankContext, keys: Keys, b: int, hyper: torch.Tensor, out: torch.Tensor) -> None:
-    """Low-res mask logits of prompt b -> ``out`` (C' x 4H x 4W), from its final image
-    tokens and its hypernetwork outputs ``hyper`` (C' x C/8), as
-    ``MaskDecoder._upscaled_tokens`` followed by the product with the hypernetwork; done in
-    steps of whole embedding rows."""
-    conv1, norm, act1, conv2, act2 = ctx.sam.mask_decoder.output_upscaling
-    assert isinstance(conv1, nn.ConvTranspose2d) and isinstance(conv2, nn.ConvTranspose2d)
-    assert isinstance(norm, LayerNorm2d)
-    assert conv1.bias is not None and conv2.bias is not None
-    w1 = _conv1_weight(conv1)  # (2 x 2 x C/4) x C
-    w2 = conv2.weight.permute(2, 3, 1, 0).reshape(-1, conv2.in_channels)  # (2 x 2 x C/8) x C/4
-    c4, c8 = conv1.out_channels, conv2.out_channels
-    h, w = ctx.size
-    n = hyper.shape[0]
-    img = ctx.stages[-1].proj["conv1"]  # N x (2 x 2 x C/4)
-    # the first conv is linear in the tokens: a * (Y W1^T) + L @ (U W1^T) + c W1^T + bias
-    base = F.linear(keys.const[b], w1, conv1.bias.repeat(4))
-    rows_w = F.linear(keys.rows[b], w1)  # R x (2 x 2 x C/4)
-    low, a = keys.low(b), keys.a[b]
-    b2 = conv2.bias.repeat(4)
-    step = max(1, _TILE // w)
-    for y0 in range(0, h, step):
-        y1 = min(h, y0 + step)
-        lo, hi = y0 * w, y1 * w
-        y = torch.addcmul(base, a[lo:hi, None], img[lo:hi])
-        y.addmm_(low[:, lo:hi].T, rows_w)
-        # N' x (2 x 2 x C/4) -> (N' 4) x C/4
-        y = act1(F.layer_norm(y.view(-1, c4), (c4,), norm.weight, norm.bias, norm.eps))
-        z = act2(F.linear(y, w2, b2))  # (N' 4) x (2 x 2 x C/8)
-        flat = z.view(-1, c8) @ hyper.T  # (N' 16) x C'
-        # rows y0..y1 x W x dy1 x dx1 x dy2 x dx2 x C' -> C' x rows x dy1 x dy2 x W x dx1 x dx2
-        out[:, 4 * y0 : 4 * y1].view(n, y1 - y0, 2, 2, w, 2, 2).copy_(
-            flat.view(y1 - y0, w, 2, 2, 2, 2, n).permute(6, 0, 2, 4, 1, 3, 5)
-        )
+def _gelu_(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``act(x)``, in place when ``act`` is the exact GELU (SAM's default)."""
+    if isinstance(act, nn.GELU) and act.approximate == "none":
+        return cast(torch.Tensor, torch.ops.aten.gelu_(x))
+    return cast(torch.Tensor, act(x))
+
+
+class _MaskHead:
+    """The mask head of the decoder for single prompts: final image tokens -> upscaling
+    (``MaskDecoder._upscaled_tokens``) -> product with the hypernetwork outputs.
+
+    Each transposed conv (kernel 2, stride 2) writes a 2 x 2 block per input pixel, so low-res
+    row 4y + 2 dy1 + dy2 only needs the conv outputs of sub-row dy1, then dy2. Computing the
+    head per (dy1, dy2) makes each product with the hypernetwork a run of whole low-res
+    rows (x, dx1, dx2 already in column order 4x + 2 dx1 + dx2): no 7-d permute of the
+    logits. Done in steps of whole embedding rows, with one set of work buffers for all
+    prompts (fresh multi-megabyte tensors cost page faults comparable to the arithmetic).
+    """
+
+    def __init__(self, ctx: LowRankContext) -> None:
+        conv1, norm, act1, conv2, act2 = ctx.sam.mask_decoder.output_upscaling
+        assert isinstance(conv1, nn.ConvTranspose2d) and isinstance(conv2, nn.ConvTranspose2d)
+        assert isinstance(norm, LayerNorm2d)
+        assert conv1.bias is not None and conv2.bias is not None
+        self.ctx, self.norm, self.act1, self.act2 = ctx, norm, act1, act2
+        c4, c8 = conv1.out_channels, conv2.out_channels
+        self.c4, self.c8 = c4, c8
+        # (kH kW C_out) x C_in rows, split by kernel row: w1[dy1] is (2 x C/4) x C (dx1, c)
+        w1 = _conv1_weight(conv1).view(2, 2 * c4, -1)
+        self.w1 = w1
+        self.b1 = conv1.bias.repeat(2)  # (2 x C/4), the same for both kernel rows
+        # conv2: w2t[dy2] is C/4 x (2 x C/8) (columns dx2, c)
+        w2 = conv2.weight.permute(2, 3, 1, 0).reshape(2, 2 * c8, c4)
+        self.w2t = w2.transpose(1, 2)
+        self.b2 = conv2.bias.repeat(2)
+        self.img = ctx.stages[-1].proj["conv1"].view(-1, 2, 2 * c4)  # N x dy1 x (dx1, C/4)
+        h, w = ctx.size
+        self.step = max(1, _TILE // w)
+        m = self.step * w  # positions per step
+        like = ctx.stages[-1].y
+        self.y = like.new_empty(m, 2 * c4)
+        self.z = like.new_empty(2 * m, 2 * c8)
+
+    def __call__(self, keys: Keys, b: int, hyper: torch.Tensor, out: torch.Tensor) -> None:
+        """Low-res mask logits of prompt b -> ``out`` (C' x 4H x 4W), from its
+        hypernetwork outputs ``hyper`` (C' x C/8)."""
+        ctx, norm, c4, c8 = self.ctx, self.norm, self.c4, self.c8
+        h, w = ctx.size
+        n = hyper.shape[0]
+        # the first conv is linear in the tokens: a * (Y W1^T) + L @ (U W1^T) + c W1^T + bias
+        rows = keys.rows[b]
+        low, a = keys.low(b), keys.a[b]
+        # C' x 4H x 4W -> C' x H x dy1 x dy2 x 4W
+        dest = out.view(n, h, 2, 2, 4 * w)
+        for dy1 in range(2):
+            base = F.linear(keys.const[b], self.w1[dy1], self.b1)  # (2 x C/4)
+            rows_w = F.linear(rows, self.w1[dy1])  # R x (2 x C/4)
+            img = self.img[:, dy1]  # N x (2 x C/4)
+            for y0 in range(0, h, self.step):
+                y1 = min(h, y0 + self.step)
+                lo, hi = y0 * w, y1 * w
+                y = torch.addcmul(base, a[lo:hi, None], img[lo:hi], out=self.y[: hi - lo])
+                y.addmm_(low[:, lo:hi].T, rows_w)
+                # N' x (dx1 x C/4) -> (N' 2) x C/4, rows in order (y, x, dx1)
+                g = _gelu_(
+                    self.act1,
+                    F.layer_norm(y.view(-1, c4), (c4,), norm.weight, norm.bias, norm.eps),
+                )
+                for dy2 in range(2):
+                    z = torch.addmm(self.b2, g, self.w2t[dy2], out=self.z[: len(g)])
+                    z = _gelu_(self.act2, z)  # (N' 2) x (dx2 x C/8)
+                    # C' x C/8 @ C/8 x (N' 2 2): columns (y, x, dx1, dx2) = low-res rows
+                    dest[:, y0:y1, dy1, dy2].copy_((hyper @ z.view(-1, c8).T).view(n, y1 - y0, -1))
 
 
 @torch.no_grad()
@@ -302,5 +341,6 @@ def _decode(
         [cast(MLP, dec.output_hypernetworks_mlps[j])(hs[idx, 1 + j, :]) for j in chosen],
         dim=1,
     )  # K x C' x C/8
+    head = _MaskHead(ctx)
     for k, i in enumerate(idx.tolist()):
-        _masks(ctx, keys, i, hyper[k], masks[i])
+        head(keys, i, hyper[k], masks[i])
