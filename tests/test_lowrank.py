@@ -128,3 +128,15 @@ def test_matches_with_a_deeper_decoder_and_chunks() -> None:
                 mod.bias.copy_(0.3 * torch.randn(mod.bias.shape, generator=gen))
     coords, labels = _prompts(37, 3, seed=23)
     _compare(model, _embedding(model, seed=24, offset=3.0), coords, labels)
+
+
+def test_out_buffer_is_filled_and_checked(model: Sam) -> None:
+    emb = _embedding(model, seed=12)
+    lctx = prepare_lowrank(model, emb)
+    coords, labels = _prompts(5, 1, seed=13)
+    low, iou, _ = decode_points_lowrank(lctx, coords, labels, True)
+    buf = torch.full_like(low, float("nan"))
+    low2, iou2, _ = decode_points_lowrank(lctx, coords, labels, True, out=buf)
+    assert low2 is buf and torch.equal(low2, low) and torch.equal(iou2, iou)
+    with pytest.raises(ValueError, match="out must be"):
+        decode_points_lowrank(lctx, coords, labels, False, out=buf)

@@ -237,6 +237,7 @@ class SamAutomaticMaskGenerator:
         thr, off = float(model.mask_threshold), self.stability_score_offset
         upscaler: TiledUpscaler | None = None
         parts: list[Candidates] = []
+        buffer: torch.Tensor | None = None  # low-res logits, reused by every batch
         for start in range(0, len(points), self.points_per_batch):
             stop = start + self.points_per_batch
             # B x 2 -> B x 1 x 2: one positive point per prompt.
@@ -252,7 +253,10 @@ class SamAutomaticMaskGenerator:
                 labels,
                 True,
                 self.pred_iou_thresh if self.pred_iou_thresh > 0 else None,
+                out=None if buffer is None else buffer[: len(coords)],
             )
+            if buffer is None:
+                buffer = low  # candidates below are copies (indexing), so it can be reused
             if upscaler is None:
                 upscaler = TiledUpscaler(
                     low.shape[-2:], model.img_size, input_size, crop_hw, device=device
