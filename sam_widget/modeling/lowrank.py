@@ -10,11 +10,12 @@ image tokens (HW x C) can be written exactly as
 with ``Y = X * G`` shared by all prompts (X: image embedding + no-mask dense embedding,
 HW x C; G: product of the LayerNorm gains so far, C), ``a`` a per-prompt scalar per position
 (HW), ``L`` per-prompt coefficients (HW x R), ``U`` per-prompt rows (R x C) and ``c`` a
-per-prompt constant (C). R grows by n_heads x T + 2 per layer (T prompt tokens).
+per-prompt constant (C). R grows by n_heads x (T - 1) + 2 per layer (T prompt tokens).
 
 - adding an attention output ``A_h @ (V_h W_o,h^T) + b_o``: the attention weights become
   new columns of L, the head values times the output projection new rows of U, b_o goes
-  into c;
+  into c (each position's weights over the T tokens sum to 1, so one token per head is
+  folded into the others and c);
 - LayerNorm: the per-position mean and variance follow from per-image statistics of Y and
   per-prompt cross terms (Y_centered @ U^T: HW x R, and R x R Gram matrices); after it
   a' = a / sigma, G' = G * gamma, and two columns are added;
@@ -26,8 +27,8 @@ per-prompt constant (C). R grows by n_heads x T + 2 per layer (T prompt tokens).
 
 So the per-prompt work that scales with HW is O(HW x R x (R + d)) in the transformer
 (the LayerNorm's U . Y terms use the head structure of the rows, ``lowrank_ops.layer_norm``)
-instead of O(HW x C x C) per projection. Results equal the standard path up to float rounding (see
-tests/test_lowrank.py). Only point prompts without mask input are supported.
+instead of O(HW x C x C) per projection. Results equal the standard path up to float
+rounding (see tests/test_lowrank.py). Only point prompts without mask input are supported.
 """
 
 from __future__ import annotations
@@ -296,7 +297,7 @@ def _decode(
     qpe = tokens
     b, t, c = tokens.shape
     layers = [cast(TwoWayAttentionBlock, layer) for layer in tr.layers]
-    r_max = sum(layer.cross_attn_image_to_token.num_heads * t + 2 for layer in layers)
+    r_max = sum(layer.cross_attn_image_to_token.num_heads * (t - 1) + 2 for layer in layers)
     keys = Keys.image_only(b, ctx.stages[0].y.shape[0], c, r_max, tokens)
     queries = tokens
     for i, layer in enumerate(layers):

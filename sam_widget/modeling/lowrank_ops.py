@@ -204,8 +204,8 @@ def image_to_tokens(
     pe_q: torch.Tensor,
 ) -> None:
     """``keys += attn(keys + PE, tokens + token_pe, tokens)`` in place: the attention
-    weights become n T new terms of L, the head values times the output projection the new
-    rows of U, the output bias goes into c. ``tokens``/``token_pe``: B x T x C;
+    weights become n (T - 1) new terms of L, the head values times the output projection the
+    new rows of U, the output bias goes into c. ``tokens``/``token_pe``: B x T x C;
     ``img_q``: Y W_q^T, ``pe_q``: PE W_q^T + b_q (n x N x d)."""
     n = attn.num_heads
     k = heads(attn.k_proj(tokens + token_pe), n)  # B x n x T x d
@@ -217,18 +217,27 @@ def image_to_tokens(
     # The softmax runs over the tokens: the constant k . (c W_q^T) stays, B x n x T x 1.
     kc = k @ heads(F.linear(keys.const, attn.q_proj.weight)[:, None, :], n).transpose(-2, -1)
     r = keys.r
+    # Each position's weights over the T tokens sum to 1, so the last token's term is
+    # folded into the others and c: sum_t A_t V_t = sum_{t<T-1} A_t (V_t - V_T-1) + V_T-1.
+    # n (T - 1) new terms instead of n T.
+    m = t - 1
     for i, logits in _logits(keys, k, img_q, pe_q, coef):
         logits.add_(kc[i])
-        # softmax over the T tokens, straight into the new rows of L^T (n x T x N view)
-        new = keys.lowbuf[i, r : r + n * t].view(n, t, hw)
-        torch.ops.aten._softmax.out(logits, 1, False, out=new)
-    # rows V_h @ W_o,h^T: W_o C x (n d) -> n x d x C; B x n x T x d @ n x d x C -> B x n x T x C
+        # softmax over the T tokens (dim 1 of n x T x N), first T - 1 of them written
+        # straight into the new rows of L^T (n x (T-1) x N view)
+        logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()
+        new = keys.lowbuf[i, r : r + n * m].view(n, m, hw)
+        torch.div(logits[:, :m], logits.sum(dim=1, keepdim=True), out=new)
+    v_last = v[:, :, m:]  # B x n x 1 x d
+    v = v[:, :, :m] - v_last  # B x n x (T-1) x d
+    # rows V_h @ W_o,h^T: W_o C x (n d) -> n x d x C; B x n x T' x d @ n x d x C -> B x n x T' x C
     w_o = attn.out_proj.weight.reshape(-1, n, d).permute(1, 2, 0)
-    keys.rowbuf[:, r : r + n * t] = (v @ w_o).reshape(b, n * t, -1)
+    keys.rowbuf[:, r : r + n * m] = (v @ w_o).reshape(b, n * m, -1)
     assert attn.out_proj.bias is not None
-    keys.const = keys.const + attn.out_proj.bias
+    # c + sum_h V_T-1,h W_o,h^T + b_o: B x n x 1 x C summed over heads
+    keys.const = keys.const + (v_last @ w_o).sum(dim=(1, 2)) + attn.out_proj.bias
     keys.groups.append(_Group(layer, r, v))
-    keys.r = r + n * t
+    keys.r = r + n * m
 
 
 def layer_norm(norm: nn.LayerNorm, keys: Keys, stage: Stage, index: int) -> None:
