@@ -89,7 +89,7 @@ class Keys:
     ``a``: B x N; ``lowbuf``: B x R_max x N, L stored transposed, rows [0, r) in use (new
     terms are written in place, never concatenated); ``rowbuf``: B x R_max x C, U;
     ``const``: B x C, c. ``groups``: the attention-made rows; ``extra``: offsets of the
-    row pairs that LayerNorms added.
+    row pairs that LayerNorms added; ``unit``: a is still exactly 1 (no LayerNorm yet).
     """
 
     a: torch.Tensor
@@ -99,6 +99,7 @@ class Keys:
     r: int = 0
     groups: list[_Group] = field(default_factory=list)
     extra: list[int] = field(default_factory=list)
+    unit: bool = True
 
     @classmethod
     def image_only(cls, b: int, n: int, c: int, r_max: int, like: torch.Tensor) -> Keys:
@@ -144,15 +145,26 @@ def _logits(
     """
     b, n, t, d = q.shape
     out = q.new_empty(n, t, img.shape[1])
+    # Before the first LayerNorm a = 1: one matmul with Y W^T + PE W^T + b instead of two.
+    both = img + pe if keys.unit else None
     for g0 in range(0, b, _GROUP):
         g1 = min(b, g0 + _GROUP)
         # G x n x T x d -> n x G x T x d -> n x (G T) x d
         qh = q[g0:g1].transpose(0, 1).reshape(n, (g1 - g0) * t, d)
         # n x (G T) x d @ n x d x N -> n x (G T) x N -> n x G x T x N
-        img_t = torch.bmm(qh, img.transpose(-2, -1)).view(n, g1 - g0, t, -1)
-        pe_t = torch.bmm(qh, pe.transpose(-2, -1)).view(n, g1 - g0, t, -1)
+        if both is not None:
+            img_t = torch.bmm(qh, both.transpose(-2, -1)).view(n, g1 - g0, t, -1)
+        else:
+            img_t = torch.bmm(qh, img.transpose(-2, -1)).view(n, g1 - g0, t, -1)
+            pe_t = torch.bmm(qh, pe.transpose(-2, -1)).view(n, g1 - g0, t, -1)
         for i in range(g0, g1):
-            torch.addcmul(pe_t[:, i - g0], img_t[:, i - g0], keys.a[i], out=out)
+            if both is None:
+                torch.addcmul(pe_t[:, i - g0], img_t[:, i - g0], keys.a[i], out=out)
+            elif coef is None:
+                yield i, img_t[:, i - g0]  # a view, no copy
+                continue
+            else:
+                out.copy_(img_t[:, i - g0])
             if coef is not None:
                 # nT x R @ R x N, added in place: n x T x N viewed as nT x N
                 out.view(n * t, -1).addmm_(coef[i], keys.low(i))
@@ -301,6 +313,7 @@ def layer_norm(norm: nn.LayerNorm, keys: Keys, stage: Stage, index: int) -> None
     keys.rowbuf[:, r] = gamma
     keys.rowbuf[:, r + 1] = const_c * gamma
     keys.a = a * inv
+    keys.unit = False
     keys.const = beta.expand(b, -1)
     keys.extra.append(r)
     keys.r = r + 2
