@@ -226,7 +226,7 @@ class _MaskHead:
                     dest[:, y0:y1, dy1, dy2].copy_((hyper @ z.view(-1, c8).T).view(n, y1 - y0, -1))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_points_lowrank(
     ctx: LowRankContext,
     point_coords: torch.Tensor,
