@@ -494,3 +494,14 @@ def test_rejects_bad_arguments():
         TinyViT(drop_path_rate=0.1)
     with pytest.raises(ValueError, match="one entry per stage"):
         TinyViT(depths=(2, 2, 6))
+
+
+def test_training_mode_still_backpropagates():
+    # Eval mode folds BatchNorm, runs MBConv in strips and GELU in place; training mode
+    # must keep plain autograd-friendly ops (batch statistics over the whole map).
+    torch.manual_seed(3)
+    model = TinyViT().train()
+    x = _small_input(2)
+    model(x).square().mean().backward()
+    grad = model.layers[0].blocks[0].conv2.c.weight.grad
+    assert grad is not None and bool(torch.isfinite(grad).all()) and float(grad.abs().max()) > 0

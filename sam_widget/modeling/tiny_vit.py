@@ -29,6 +29,7 @@ used as its README shows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +42,11 @@ _STRIP_ROWS = 32
 
 
 def _gelu_(x: torch.Tensor) -> torch.Tensor:
-    """GELU (exact, erf form, as ``F.gelu``) in place on a tensor this module made."""
-    return torch.ops.aten.gelu_(x)
+    """GELU (exact, erf form, as ``F.gelu``) in place on a tensor this module made; out of
+    place when autograd records it (the backward pass needs the input)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return F.gelu(x)
+    return cast(torch.Tensor, torch.ops.aten.gelu_(x))
 
 
 class ConvBN(nn.Module):
@@ -224,7 +228,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(self.norm(x))))
+        return self.fc2(_gelu_(self.fc1(self.norm(x))))
 
 
 class TinyViTBlock(nn.Module):
