@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["LowRankContext", "decode_points_lowrank", "prepare_lowrank"]
 
 # Prompts per transformer pass: the token-side work is batched over them, the
-# position-side work runs one prompt at a time (lowrank_ops); 16 measured best here
-# (8 and 32 about 10 % slower on a 2-core Xeon).
+# position-side work runs one prompt at a time (lowrank_ops). 8, 16 and 32 measured the
+# same within the noise on a 2-core Xeon (4 and 2 were slower).
 _CHUNK = 16
 # Positions per mask-head step (whole image rows). With the head split by kernel row
 # (_MaskHead) a whole 64 x 64 grid needs 2 MB work buffers; 1024 and 2048 were slower.
