@@ -18,7 +18,8 @@ from _mobilesam_oracle import (
     summarize,
 )
 
-from sam_widget.modeling.tiny_vit import TinyViT, TinyViTBlock
+from sam_widget.modeling import tiny_vit
+from sam_widget.modeling.tiny_vit import MBConv, TinyViT, TinyViTBlock
 
 # The image encoder's entries of MobileSAM's ``mobile_sam.pt`` (there under the prefix
 # ``image_encoder.``): key and shape ("-" = scalar). Written out from MobileSAM's
@@ -505,3 +506,32 @@ def test_training_mode_still_backpropagates():
     model(x).square().mean().backward()
     grad = model.layers[0].blocks[0].conv2.c.weight.grad
     assert grad is not None and bool(torch.isfinite(grad).all()) and float(grad.abs().max()) > 0
+
+
+def test_mbconv_strips_and_folded_batchnorm_equal_plain_ops(monkeypatch):
+    # Stage-0 map of 54 x 34: strips of 32 rows leave a partial last strip, and the strip
+    # edges must see the neighbouring rows (not zero padding); eval mode folds BatchNorm.
+    torch.manual_seed(4)
+    block = MBConv(dim=8, expand_ratio=4.0).eval()
+    with torch.no_grad():
+        for mod in block.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.normal_()
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.normal_()
+                mod.bias.normal_()
+
+        def conv_bn(m, x):  # the unfolded conv + eval BatchNorm
+            y = F.conv2d(x, m.c.weight, None, m.c.stride, m.c.padding, 1, m.c.groups)
+            bn = m.bn
+            return F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias, False)
+
+        x = torch.randn(2, 8, 54, 34)
+        y = F.gelu(conv_bn(block.conv1, x))
+        y = F.gelu(conv_bn(block.conv2, y))
+        expected = F.gelu(x + conv_bn(block.conv3, y))
+        got = block(x)
+        assert tiny_vit._STRIP_ROWS < 54
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        monkeypatch.setattr(tiny_vit, "_STRIP_ROWS", 1000)
+        torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
