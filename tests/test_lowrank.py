@@ -39,6 +39,17 @@ def _embedding(model: Sam, seed: int, offset: float = 0.0) -> torch.Tensor:
     return torch.randn(1, c, 64, 64, generator=gen) * 2.0 + offset
 
 
+def _strong_layer_norms_(model: Sam, seed: int) -> None:
+    """Non-trivial gains (around 1 +- 0.5) and biases (+- 0.5) for every LayerNorm and
+    LayerNorm2d of the decoder, in place."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in model.mask_decoder.modules():
+            if isinstance(mod, torch.nn.LayerNorm | LayerNorm2d):
+                mod.weight.copy_(1.0 + 0.5 * torch.randn(mod.weight.shape, generator=gen))
+                mod.bias.copy_(0.5 * torch.randn(mod.bias.shape, generator=gen))
+
+
 def _compare(model: Sam, emb: torch.Tensor, coords: torch.Tensor, labels: torch.Tensor) -> None:
     with torch.no_grad():
         ctx = model.prepare_image(emb)
@@ -70,12 +81,7 @@ def test_matches_with_strong_layer_norms_and_offset_embedding() -> None:
     LayerNorm2d) and an embedding whose per-position mean dominates its spread: the case
     where a naive E[x²] - mean² variance loses precision."""
     model, _ = make_model_pair("tiny", seed=5)
-    gen = torch.Generator().manual_seed(6)
-    with torch.no_grad():
-        for mod in model.mask_decoder.modules():
-            if isinstance(mod, torch.nn.LayerNorm | LayerNorm2d):
-                mod.weight.copy_(1.0 + 0.5 * torch.randn(mod.weight.shape, generator=gen))
-                mod.bias.copy_(0.5 * torch.randn(mod.bias.shape, generator=gen))
+    _strong_layer_norms_(model, seed=6)
     coords, labels = _prompts(16, 2, seed=7)
     _compare(model, _embedding(model, seed=8, offset=20.0), coords, labels)
 
@@ -120,12 +126,7 @@ def test_matches_with_a_deeper_decoder_and_chunks() -> None:
 
     torch.manual_seed(21)
     model = assemble_sam(dataclasses.replace(get_config("tiny"), decoder_depth=3)).eval()
-    gen = torch.Generator().manual_seed(22)
-    with torch.no_grad():
-        for mod in model.mask_decoder.modules():
-            if isinstance(mod, torch.nn.LayerNorm):
-                mod.weight.copy_(1.0 + 0.5 * torch.randn(mod.weight.shape, generator=gen))
-                mod.bias.copy_(0.3 * torch.randn(mod.bias.shape, generator=gen))
+    _strong_layer_norms_(model, seed=22)
     coords, labels = _prompts(37, 3, seed=23)
     _compare(model, _embedding(model, seed=24, offset=3.0), coords, labels)
 

@@ -302,12 +302,7 @@ def _decode(
     queries = tokens
     for i, layer in enumerate(layers):
         st = ctx.stages[i]
-        if layer.skip_first_layer_pe:
-            queries = layer.self_attn(queries, queries, queries)
-        else:
-            q = queries + qpe
-            queries = queries + layer.self_attn(q, q, queries)
-        queries = layer.norm1(queries)
+        queries = layer.tokens_self_attention(queries, qpe)
         attn_out = tokens_to_image(
             layer.cross_attn_token_to_image,
             keys,

@@ -25,11 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Keys", "Stage", "heads", "image_to_tokens", "layer_norm", "tokens_to_image"]
 
-# Prompts whose image-side logit terms are computed by one matmul (``_logits``): with T
-# rows per prompt a single prompt makes a poor matmul; groups of 8 and 16 measured the
-# same, 4 about 5 % slower (2-core Xeon).
-_GROUP = 16
-
 
 def heads(x: torch.Tensor, n: int) -> torch.Tensor:
     """... x M x C_int -> ... x n x M x d."""
@@ -140,35 +135,32 @@ def _logits(
 
     ``q``: B x n x T x d token vectors; ``img``/``pe``: the per-image projections
     (n x N x d); ``coef``: B x nT x R (``_coefficients``). The image and PE parts are one
-    matmul per head for a group of prompts (M = group x T rows is what makes them fast),
-    computed just before use so that they are still in cache.
+    matmul per head for all B prompts: with T rows per prompt a single prompt makes a poor
+    matmul (groups of 4 prompts measured about 5 % slower than 8 or 16, 2-core Xeon).
     """
     b, n, t, d = q.shape
     out = q.new_empty(n, t, img.shape[1])
-    # Before the first LayerNorm a = 1: one matmul with Y W^T + PE W^T + b instead of two.
-    both = img + pe if keys.unit else None
-    for g0 in range(0, b, _GROUP):
-        g1 = min(b, g0 + _GROUP)
-        # G x n x T x d -> n x G x T x d -> n x (G T) x d
-        qh = q[g0:g1].transpose(0, 1).reshape(n, (g1 - g0) * t, d)
-        # n x (G T) x d @ n x d x N -> n x (G T) x N -> n x G x T x N
-        if both is not None:
-            img_t = torch.bmm(qh, both.transpose(-2, -1)).view(n, g1 - g0, t, -1)
+    # B x n x T x d -> n x B x T x d -> n x (B T) x d
+    qh = q.transpose(0, 1).reshape(n, b * t, d)
+    # n x (B T) x d @ n x d x N -> n x (B T) x N -> n x B x T x N
+    if keys.unit:
+        # Before the first LayerNorm a = 1: one matmul with Y W^T + PE W^T + b, not two.
+        both = torch.bmm(qh, (img + pe).transpose(-2, -1)).view(n, b, t, -1)
+    else:
+        img_t = torch.bmm(qh, img.transpose(-2, -1)).view(n, b, t, -1)
+        pe_t = torch.bmm(qh, pe.transpose(-2, -1)).view(n, b, t, -1)
+    for i in range(b):
+        if not keys.unit:
+            torch.addcmul(pe_t[:, i], img_t[:, i], keys.a[i], out=out)
+        elif coef is None:
+            yield i, both[:, i]  # a view, no copy
+            continue
         else:
-            img_t = torch.bmm(qh, img.transpose(-2, -1)).view(n, g1 - g0, t, -1)
-            pe_t = torch.bmm(qh, pe.transpose(-2, -1)).view(n, g1 - g0, t, -1)
-        for i in range(g0, g1):
-            if both is None:
-                torch.addcmul(pe_t[:, i - g0], img_t[:, i - g0], keys.a[i], out=out)
-            elif coef is None:
-                yield i, img_t[:, i - g0]  # a view, no copy
-                continue
-            else:
-                out.copy_(img_t[:, i - g0])
-            if coef is not None:
-                # nT x R @ R x N, added in place: n x T x N viewed as nT x N
-                out.view(n * t, -1).addmm_(coef[i], keys.low(i))
-            yield i, out
+            out.copy_(both[:, i])
+        if coef is not None:
+            # nT x R @ R x N, added in place: n x T x N viewed as nT x N
+            out.view(n * t, -1).addmm_(coef[i], keys.low(i))
+        yield i, out
 
 
 def tokens_to_image(

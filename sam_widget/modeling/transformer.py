@@ -156,17 +156,22 @@ class TwoWayAttentionBlock(nn.Module):
             i2t_q=i2t.heads(i2t.q_proj(keys_pe)),
         )
 
-    def forward_image_side(
-        self, queries: torch.Tensor, query_pe: torch.Tensor, side: ImageSide
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the layer with a precomputed image side. ``queries``/``query_pe``: B x N x C.
-        Returns (queries B x N x C, keys B x HW x C)."""
+    def tokens_self_attention(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+        """The layer's first step, on the prompt tokens alone: self attention (with the
+        positional encoding, except in the first layer) and ``norm1``. B x N x C."""
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
             q = queries + query_pe
             queries = queries + self.self_attn(q, q, queries)
-        queries = self.norm1(queries)
+        return cast(torch.Tensor, self.norm1(queries))
+
+    def forward_image_side(
+        self, queries: torch.Tensor, query_pe: torch.Tensor, side: ImageSide
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the layer with a precomputed image side. ``queries``/``query_pe``: B x N x C.
+        Returns (queries B x N x C, keys B x HW x C)."""
+        queries = self.tokens_self_attention(queries, query_pe)
 
         # Tokens attend to the image.
         t2i = self.cross_attn_token_to_image
