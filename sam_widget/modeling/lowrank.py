@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
+from .fused import linear_gelu
 from .lowrank_ops import Keys, Stage, heads, image_to_tokens, layer_norm, tokens_to_image
 from .transformer import TwoWayAttentionBlock
 
@@ -78,10 +79,17 @@ def _stage(y: torch.Tensor, projections: dict[str, tuple[nn.Linear, int]]) -> St
     mean = y.mean(dim=-1)
     centered = y - mean[:, None]
     proj = {
-        name: heads(F.linear(y, lin.weight), n).contiguous()
+        name: _layout(name, heads(F.linear(y, lin.weight), n))
         for name, (lin, n) in projections.items()
     }
     return Stage(y, mean, centered, (centered * centered).sum(dim=-1), proj)
+
+
+def _layout(name: str, x: torch.Tensor) -> torch.Tensor:
+    """n x N x d head layout -> the layout ``lowrank_ops`` reads: transposed (n x d x N) for
+    the logit-side projections (keys of t2i, queries of i2t), as is for the values."""
+    # n x N x d -> n x d x N
+    return (x.transpose(-2, -1) if name.endswith(("_k", "_q")) else x).contiguous()
 
 
 def _gains(
@@ -131,15 +139,15 @@ def prepare_lowrank(sam: Sam, image_embeddings: torch.Tensor) -> LowRankContext:
         stages.append(st)
         for name in ("t2i_k", "i2t_q"):
             lin, n = needed[name]
-            pe_proj[f"{i}.{name}"] = heads(F.linear(pe, lin.weight, lin.bias), n).contiguous()
+            pe_proj[f"{i}.{name}"] = _layout(name, heads(F.linear(pe, lin.weight, lin.bias), n))
     fin = tr.final_attn_token_to_image
     last = _stage(
         x * _gains(gammas, 0, len(layers), x[0]),
         {"t2i_k": (fin.k_proj, fin.num_heads), "t2i_v": (fin.v_proj, fin.num_heads)},
     )
-    pe_proj["final.t2i_k"] = heads(
-        F.linear(pe, fin.k_proj.weight, fin.k_proj.bias), fin.num_heads
-    ).contiguous()
+    pe_proj["final.t2i_k"] = _layout(
+        "t2i_k", heads(F.linear(pe, fin.k_proj.weight, fin.k_proj.bias), fin.num_heads)
+    )
     conv1 = cast(nn.ConvTranspose2d, dec.output_upscaling[0])
     last.proj["conv1"] = F.linear(last.y, _conv1_weight(conv1))  # N x (2 x 2 x C/4)
     stages.append(last)
@@ -176,15 +184,16 @@ class _MaskHead:
         assert isinstance(norm, LayerNorm2d)
         assert conv1.bias is not None and conv2.bias is not None
         self.ctx, self.norm, self.act1, self.act2 = ctx, norm, act1, act2
+        # the second conv and its GELU as one call (``fused.linear_gelu``)
+        self.exact_gelu2 = isinstance(act2, nn.GELU) and act2.approximate == "none"
         c4, c8 = conv1.out_channels, conv2.out_channels
         self.c4, self.c8 = c4, c8
         # (kH kW C_out) x C_in rows, split by kernel row: w1[dy1] is (2 x C/4) x C (dx1, c)
         w1 = _conv1_weight(conv1).view(2, 2 * c4, -1)
         self.w1 = w1
         self.b1 = conv1.bias.repeat(2)  # (2 x C/4), the same for both kernel rows
-        # conv2: w2t[dy2] is C/4 x (2 x C/8) (columns dx2, c)
-        w2 = conv2.weight.permute(2, 3, 1, 0).reshape(2, 2 * c8, c4)
-        self.w2t = w2.transpose(1, 2)
+        # conv2: w2[dy2] is (2 x C/8) x C/4 (rows dx2, c), as F.linear takes it
+        self.w2 = conv2.weight.permute(2, 3, 1, 0).reshape(2, 2 * c8, c4).contiguous()
         self.b2 = conv2.bias.repeat(2)
         self.img = ctx.stages[-1].proj["conv1"].view(-1, 2, 2 * c4)  # N x dy1 x (dx1, C/4)
         h, w = ctx.size
@@ -220,8 +229,12 @@ class _MaskHead:
                     F.layer_norm(y.view(-1, c4), (c4,), norm.weight, norm.bias, norm.eps),
                 )
                 for dy2 in range(2):
-                    z = torch.addmm(self.b2, g, self.w2t[dy2], out=self.z[: len(g)])
-                    z = _gelu_(self.act2, z)  # (N' 2) x (dx2 x C/8)
+                    # (N' 2) x C/4 -> (N' 2) x (dx2 x C/8)
+                    if self.exact_gelu2:
+                        z = linear_gelu(g, self.w2[dy2], self.b2)
+                    else:
+                        z = torch.addmm(self.b2, g, self.w2[dy2].T, out=self.z[: len(g)])
+                        z = _gelu_(self.act2, z)
                     # C' x C/8 @ C/8 x (N' 2 2): columns (y, x, dx1, dx2) = low-res rows
                     dest[:, y0:y1, dy1, dy2].copy_((hyper @ z.view(-1, c8).T).view(n, y1 - y0, -1))
 
