@@ -145,6 +145,10 @@ def test_tiled_upscaler_matches_published_postprocessing(ref_amg, original) -> N
     up = TiledUpscaler((256, 256), 1024, input_size, original, tile=16)
     counts = up.counts(low, [1.0, -1.0, 0.25])
     boxes = up.boxes(low, 0.0)
+    # The generator's one-pass form gives exactly the same numbers.
+    both = up.stats(low, 0.25, 0.75)
+    assert both[0].tolist() == up.counts(low, [1.0, -0.5]).tolist()
+    assert both[1].tolist() == up.boxes(low, 0.25).tolist()
     want = torch.stack([(logits > t).flatten(1).sum(1) for t in (1.0, -1.0, 0.25)], dim=1)
     # Composed weights round differently from two resizes: only pixels within float noise
     # of a threshold may differ.

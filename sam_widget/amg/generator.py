@@ -272,14 +272,13 @@ class SamAutomaticMaskGenerator:
                 idx = cand[c : c + _CHUNK]
                 # Pixel counts above thr +- offset and boxes of the masks (> thr) at the
                 # original resolution, as if the logits had been upscaled (upsample.py).
-                counts = upscaler.counts(low[idx], [thr + off, thr - off])
+                counts, bxs = upscaler.stats(low[idx], thr, off)
                 stab = counts[:, 0].to(torch.float32) / counts[:, 1].to(torch.float32)
                 if self.stability_score_thresh > 0.0:
                     stable = stab >= self.stability_score_thresh
-                    idx, stab = idx[stable], stab[stable]
+                    idx, stab, bxs = idx[stable], stab[stable], bxs[stable]
                 if len(idx) == 0:
                     continue
-                bxs = upscaler.boxes(low[idx], thr)
                 keep = ~is_box_near_crop_edge(bxs, box, orig_box)
                 if keep.any():
                     idx, stab, bxs = idx[keep], stab[keep], bxs[keep]
