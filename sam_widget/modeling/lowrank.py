@@ -354,7 +354,8 @@ def _decode(
         kept.fill_(True)
     else:
         torch.any(iou > iou_thresh, dim=1, out=kept)
-    masks[~kept] = 0.0
+    for i in (~kept).nonzero()[:, 0].tolist():
+        masks[i].zero_()
     idx = kept.nonzero()[:, 0]
     hyper = torch.stack(
         [cast(MLP, dec.output_hypernetworks_mlps[j])(hs[idx, 1 + j, :]) for j in chosen],

@@ -225,15 +225,20 @@ def image_to_tokens(
         # straight into the new rows of L^T (n x (T-1) x N view)
         logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()
         new = keys.lowbuf[i, r : r + n * m].view(n, m, hw)
-        torch.div(logits[:, :m], logits.sum(dim=1, keepdim=True), out=new)
+        # (one reciprocal per position and a product: faster than dividing every weight)
+        torch.mul(logits[:, :m], logits.sum(dim=1, keepdim=True).reciprocal_(), out=new)
     v_last = v[:, :, m:]  # B x n x 1 x d
     v = v[:, :, :m] - v_last  # B x n x (T-1) x d
-    # rows V_h @ W_o,h^T: W_o C x (n d) -> n x d x C; B x n x T' x d @ n x d x C -> B x n x T' x C
+    # rows V_h @ W_o,h^T, per head for all prompts: W_o C x (n d) -> n x d x C;
+    # B x n x T' x d -> n x (B T') x d; @ n x d x C -> n x (B T') x C -> n x B x T' x C
     w_o = attn.out_proj.weight.reshape(-1, n, d).permute(1, 2, 0)
-    keys.rowbuf[:, r : r + n * m] = (v @ w_o).reshape(b, n * m, -1)
+    made = torch.bmm(v.transpose(0, 1).reshape(n, b * m, d), w_o).view(n, b, m, -1)
+    # n x B x T' x C -> B x n x T' x C, into the rows (h, t) of each prompt
+    keys.rowbuf[:, r : r + n * m].view(b, n, m, -1).copy_(made.transpose(0, 1))
     assert attn.out_proj.bias is not None
-    # c + sum_h V_T-1,h W_o,h^T + b_o: B x n x 1 x C summed over heads
-    keys.const = keys.const + (v_last @ w_o).sum(dim=(1, 2)) + attn.out_proj.bias
+    # c + sum_h V_T-1,h W_o,h^T + b_o: B x n x d -> n x B x d; @ n x d x C, summed over heads
+    last = torch.bmm(v_last[:, :, 0].transpose(0, 1), w_o).sum(dim=0)  # B x C
+    keys.const = keys.const + last + attn.out_proj.bias
     keys.groups.append(_Group(layer, r, v.contiguous()))
     keys.r = r + n * m
 
@@ -258,11 +263,17 @@ def layer_norm(norm: nn.LayerNorm, keys: Keys, stage: Stage, index: int) -> None
     gram = torch.bmm(rows, rows.transpose(1, 2))  # B x R x R
     gram_c2 = 2 * torch.bmm(rows, const_c[:, :, None])  # B x R x 1
     cross_c = const_c @ stage.centered.T  # B x N
-    # rows added by earlier LayerNorms: B x 2 x C @ C x N -> B x 2 x N
-    extra = [rows[:, off : off + 2] @ stage.centered.T for off in keys.extra]
+    # rows added by earlier LayerNorms: B x 2 x C -> 2B x C; @ C x N -> 2B x N -> B x 2 x N
+    extra = [
+        (rows[:, off : off + 2].reshape(2 * b, c) @ stage.centered.T).view(b, 2, hw)
+        for off in keys.extra
+    ]
     x = a.new_empty(r, hw)  # U Yc of one prompt, then the per-row factor of the sum
-    quad = a.new_empty(b, hw)
+    quad = a.new_empty(hw)
     a2 = 2 * a
+    # per prompt: a² |Yc|² + 2a cc . Yc + |cc|², the quadratic terms are added in the loop
+    total = torch.addcmul(a2 * cross_c, a * a, stage.sq).add_((const_c * const_c).sum(-1)[:, None])
+    inv = torch.empty_like(a)  # B x N: 1 / sigma
     for i in range(b):
         for grp in keys.groups:
             nh, t = grp.v.shape[1], grp.v.shape[2]
@@ -277,18 +288,18 @@ def layer_norm(norm: nn.LayerNorm, keys: Keys, stage: Stage, index: int) -> None
         # x <- 2 Uc cc + 2 a (U Yc) + G L^T; quad = sum over rows of x * L^T
         torch.addcmul(gram_c2[i], x, a2[i], out=x)
         x.addmm_(gram[i], low)
-        torch.sum(x.mul_(low), dim=0, out=quad[i])
-    total = a * a * stage.sq + a2 * cross_c + quad + (const_c * const_c).sum(-1)[:, None]
-    inv = torch.rsqrt(total / c + norm.eps)  # B x N
+        torch.sum(x.mul_(low), dim=0, out=quad)
+        # (a Y + L Uc + cc - a mean_Y) * inv * gamma + beta, with Y * gamma the next image
+        # part: L <- L * inv (while this prompt's L is in cache); new terms -a mean_Y inv
+        # (row gamma) and inv (row cc * gamma).
+        torch.rsqrt(total[i].add_(quad).div_(c).add_(norm.eps), out=inv[i])
+        low.mul_(inv[i])
+        torch.mul(a[i] * stage.mean, inv[i], out=keys.lowbuf[i, r]).neg_()
+        keys.lowbuf[i, r + 1] = inv[i]
     gamma, beta = norm.weight, norm.bias
     for grp in keys.groups:
         nh, t = grp.v.shape[1], grp.v.shape[2]
         grp.mu.append(mu[:, grp.start : grp.start + nh * t])
-    # (a Y + L Uc + cc - a mean_Y) * inv * gamma + beta, with Y * gamma the next image part:
-    # L <- L * inv; new terms -a mean_Y inv (row gamma) and inv (row cc * gamma).
-    keys.lowbuf[:, :r].mul_(inv[:, None, :])
-    keys.lowbuf[:, r] = -a * stage.mean * inv
-    keys.lowbuf[:, r + 1] = inv
     rows.mul_(gamma)
     keys.rowbuf[:, r] = gamma
     keys.rowbuf[:, r + 1] = const_c * gamma
