@@ -141,3 +141,19 @@ def test_out_buffer_is_filled_and_checked(model: Sam) -> None:
     assert low2 is buf and torch.equal(low2, low) and torch.equal(iou2, iou)
     with pytest.raises(ValueError, match="out must be"):
         decode_points_lowrank(lctx, coords, labels, False, out=buf)
+
+
+def test_mask_head_without_the_fused_kernel(model: Sam, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The head's second conv + GELU is one oneDNN call where available (fused.py); the
+    # plain path (other builds, devices) gives the same logits.
+    from sam_widget.modeling import fused
+
+    emb = _embedding(model, seed=14)
+    lctx = prepare_lowrank(model, emb)
+    coords, labels = _prompts(6, 1, seed=15)
+    low, iou, _ = decode_points_lowrank(lctx, coords, labels, True)
+    monkeypatch.setattr(fused, "_probe", {"ok": False})
+    low2, iou2, _ = decode_points_lowrank(lctx, coords, labels, True)
+    torch.testing.assert_close(low2, low, rtol=1e-5, atol=1e-5)
+    assert torch.equal(iou2, iou)
+    assert low.abs().max() > 1.0  # real logits, not an all-zero output
