@@ -242,3 +242,21 @@ def test_missing_scipy_gives_clear_import_error(monkeypatch) -> None:
         postprocess.require_scipy()
     with pytest.raises(ImportError, match="min_mask_region_area"):
         remove_small_regions(np.zeros((3, 3), bool), 2, "holes")
+
+
+@pytest.mark.parametrize("shape", [(0, 16, 16), (7, 16, 16), (5, 8, 8), (4, 5, 5), (3, 24, 24)])
+def test_tile_flag_reductions_match_plain_ops(shape) -> None:
+    # The int64-word forms (tiles of 8k x 8k) and their plain fallbacks (other sizes, none).
+    from sam_widget.amg.upsample import _any_rows_cols, _count_true
+
+    gen = torch.Generator().manual_seed(sum(shape))
+    flags = torch.rand(shape, generator=gen) < 0.3
+    if shape[0]:
+        flags[0] = True  # every count at its largest
+    if shape[0] > 1:
+        flags[1] = False
+        flags[1, -1, 0] = True  # one flag, in a corner
+    assert _count_true(flags).tolist() == flags.flatten(1).sum(1).tolist()
+    rows, cols = _any_rows_cols(flags)
+    assert rows.tolist() == flags.any(dim=2).tolist()
+    assert cols.tolist() == flags.any(dim=1).tolist()

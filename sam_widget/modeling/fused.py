@@ -18,7 +18,7 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fused_available", "linear_gelu"]
+__all__ = ["fused_available", "gelu_", "linear_gelu"]
 
 _probe: dict[str, bool] = {}
 
@@ -48,6 +48,14 @@ def fused_available() -> bool:
     return _probe["ok"]
 
 
+def gelu_(x: torch.Tensor) -> torch.Tensor:
+    """Exact GELU (erf form, as ``F.gelu``) in place on a tensor the caller made; out of
+    place when autograd records it (the backward pass needs the input)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return F.gelu(x)
+    return cast(torch.Tensor, torch.ops.aten.gelu_(x))
+
+
 def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """``F.gelu(F.linear(x, weight, bias))`` (exact GELU, erf form).
 
@@ -62,8 +70,5 @@ def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
         or not fused_available()
     )
     if plain:
-        y = F.linear(x, weight, bias)
-        if y.requires_grad:
-            return F.gelu(y)
-        return cast(torch.Tensor, torch.ops.aten.gelu_(y))
+        return gelu_(F.linear(x, weight, bias))
     return _linear_gelu_op(x.contiguous(), weight.contiguous(), bias.contiguous())

@@ -201,7 +201,8 @@ class _MaskHead:
         m = self.step * w  # positions per step
         like = ctx.stages[-1].y
         self.y = like.new_empty(m, 2 * c4)
-        self.z = like.new_empty(2 * m, 2 * c8)
+        # conv2 output when its activation is not the exact GELU (else ``linear_gelu``)
+        self.z = None if self.exact_gelu2 else like.new_empty(2 * m, 2 * c8)
 
     def __call__(self, keys: Keys, b: int, hyper: torch.Tensor, out: torch.Tensor) -> None:
         """Low-res mask logits of prompt b -> ``out`` (C' x 4H x 4W), from its
@@ -233,6 +234,7 @@ class _MaskHead:
                     if self.exact_gelu2:
                         z = linear_gelu(g, self.w2[dy2], self.b2)
                     else:
+                        assert self.z is not None
                         z = torch.addmm(self.b2, g, self.w2[dy2].T, out=self.z[: len(g)])
                         z = _gelu_(self.act2, z)
                     # C' x C/8 @ C/8 x (N' 2 2): columns (y, x, dx1, dx2) = low-res rows

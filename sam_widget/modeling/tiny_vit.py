@@ -29,24 +29,16 @@ used as its README shows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerNorm2d
+from .fused import gelu_
 
 # Rows per step of the MBConv blocks in eval mode (MBConv.forward).
 _STRIP_ROWS = 32
-
-
-def _gelu_(x: torch.Tensor) -> torch.Tensor:
-    """GELU (exact, erf form, as ``F.gelu``) in place on a tensor this module made; out of
-    place when autograd records it (the backward pass needs the input)."""
-    if x.requires_grad and torch.is_grad_enabled():
-        return F.gelu(x)
-    return cast(torch.Tensor, torch.ops.aten.gelu_(x))
 
 
 class ConvBN(nn.Module):
@@ -134,11 +126,11 @@ class MBConv(nn.Module):
         """Output rows r0..r1 - 1, from input rows r0 - 1..r1 (the depthwise conv's reach)."""
         lo, hi = max(0, r0 - 1), min(x.shape[-2], r1 + 1)
         # In-place GELU and sum on our own intermediates.
-        y = _gelu_(self.conv1(x[:, :, lo:hi]))
+        y = gelu_(self.conv1(x[:, :, lo:hi]))
         # zero padding of the 3x3 conv is right at the image edges; the extra rows at a
         # strip edge are dropped
-        y = _gelu_(self.conv2(y)[:, :, r0 - lo : r1 - lo])
-        return _gelu_(self.conv3(y).add_(x[:, :, r0:r1]))
+        y = gelu_(self.conv2(y)[:, :, r0 - lo : r1 - lo])
+        return gelu_(self.conv3(y).add_(x[:, :, r0:r1]))
 
 
 class PatchMerging(nn.Module):
@@ -228,7 +220,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(_gelu_(self.fc1(self.norm(x))))
+        return self.fc2(gelu_(self.fc1(self.norm(x))))
 
 
 class TinyViTBlock(nn.Module):
