@@ -520,13 +520,20 @@ class Notebook:
             time.sleep(interval)
 
     def output_text(self) -> list[str]:
-        """Text of every code cell's outputs, in order."""
+        """Text of every code cell's outputs (streams, plain-text results, errors), in order.
+
+        Read from the output models, not the page: JupyterLab does not render cells that are
+        scrolled out of view, and their ``innerText`` is then empty."""
         return list(
             self._eval(
                 """({path, findPanel}) => {
                     const panel = eval(findPanel)(path);
+                    const join = t => Array.isArray(t) ? t.join('') : (t ?? '');
+                    const text = o => o.output_type === 'stream' ? join(o.text)
+                      : o.output_type === 'error' ? `${o.ename}: ${o.evalue}`
+                      : join(o.data?.['text/plain']);
                     return panel.content.widgets.filter(c => c.model.type === 'code')
-                      .map(c => c.node.querySelector('.jp-OutputArea')?.innerText ?? '');
+                      .map(c => c.model.outputs.toJSON().map(text).join('\\n'));
                 }""",
                 {"path": self.path, "findPanel": _FIND_PANEL_JS},
             )
