@@ -143,6 +143,37 @@ def test_out_buffer_is_filled_and_checked(model: Sam) -> None:
         decode_points_lowrank(lctx, coords, labels, False, out=buf)
 
 
+@pytest.mark.parametrize("cut", [(5, 0), (0, 9), (13, 22), (10_000, 10_000)])
+def test_extent_computes_only_the_top_left_logits(model: Sam, cut: tuple[int, int]) -> None:
+    # The generator needs only the low-res logits that the resized image covers; the head
+    # then skips whole embedding cells of the padding. Inside the extent: the same logits
+    # as a full decode; beyond the cells that cover it: ``out`` untouched.
+    emb = _embedding(model, seed=16)
+    lctx = prepare_lowrank(model, emb)
+    coords, labels = _prompts(4, 1, seed=17)
+    full, iou, _ = decode_points_lowrank(lctx, coords, labels, True)
+    rows, cols = full.shape[-2:]
+    extent = (max(1, rows - cut[0]), max(1, cols - cut[1]))
+    buf = torch.full_like(full, float("nan"))
+    low, iou2, _ = decode_points_lowrank(lctx, coords, labels, True, out=buf, extent=extent)
+    er, ec = min(rows, extent[0]), min(cols, extent[1])
+    torch.testing.assert_close(low[..., :er, :ec], full[..., :er, :ec], rtol=1e-5, atol=1e-5)
+    assert torch.equal(iou2, iou)
+    # whole 4 x 4 blocks of the embedding cells that cover the extent are written, no more
+    cr, cc = -(-er // 4) * 4, -(-ec // 4) * 4
+    assert not low[..., :cr, :cc].isnan().any()
+    assert low[..., cr:, :].isnan().all() and low[..., :, cc:].isnan().all()
+    assert full.abs().max() > 1.0
+
+
+def test_bad_extent_raises(model: Sam) -> None:
+    lctx = prepare_lowrank(model, _embedding(model, seed=18))
+    coords, labels = _prompts(2, 1, seed=19)
+    for bad in [(0, 4), (4,), (4.0, 4), (4, -1)]:
+        with pytest.raises(ValueError, match="extent must be"):
+            decode_points_lowrank(lctx, coords, labels, True, extent=bad)  # type: ignore[arg-type]
+
+
 def test_mask_head_without_the_fused_kernel(model: Sam, monkeypatch: pytest.MonkeyPatch) -> None:
     # The head's second conv + GELU is one oneDNN call where available (fused.py); the
     # plain path (other builds, devices) gives the same logits.

@@ -235,7 +235,9 @@ class SamAutomaticMaskGenerator:
         model_points = self.predictor.transform.apply_coords(points, crop_hw)
         orig_box = [0, 0, img.shape[1], img.shape[0]]
         thr, off = float(model.mask_threshold), self.stability_score_offset
-        upscaler: TiledUpscaler | None = None
+        # The low-res grid is 4x the embedding's (SAM's mask decoder upscales twice by 2).
+        low_hw = (4 * ctx.size[0], 4 * ctx.size[1])
+        upscaler = TiledUpscaler(low_hw, model.img_size, input_size, crop_hw, device=device)
         parts: list[Candidates] = []
         buffer: torch.Tensor | None = None  # low-res logits, reused by every batch
         for start in range(0, len(points), self.points_per_batch):
@@ -254,13 +256,11 @@ class SamAutomaticMaskGenerator:
                 True,
                 self.pred_iou_thresh if self.pred_iou_thresh > 0 else None,
                 out=None if buffer is None else buffer[: len(coords)],
+                # only the logits the upscaler reads (not those of the padding)
+                extent=upscaler.need,
             )
             if buffer is None:
                 buffer = low  # candidates below are copies (indexing), so it can be reused
-            if upscaler is None:
-                upscaler = TiledUpscaler(
-                    low.shape[-2:], model.img_size, input_size, crop_hw, device=device
-                )
             per_point = low.shape[1]
             low = low.flatten(0, 1)  # B x M x h x w -> BM x h x w (point-major)
             iou = iou.flatten(0, 1)  # B x M -> BM
@@ -292,7 +292,6 @@ class SamAutomaticMaskGenerator:
         # Crop frame -> image frame.
         data.boxes = data.boxes + torch.tensor([x0, y0, x0, y0], device=data.boxes.device)
         data.points = data.points + np.array([[x0, y0]], dtype=np.float64)
-        assert upscaler is not None  # every crop has at least one point
         return _Crop(box, upscaler), data
 
     def _render(

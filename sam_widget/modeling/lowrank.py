@@ -178,7 +178,7 @@ class _MaskHead:
     prompts (fresh multi-megabyte tensors cost page faults comparable to the arithmetic).
     """
 
-    def __init__(self, ctx: LowRankContext) -> None:
+    def __init__(self, ctx: LowRankContext, extent: Sequence[int] | None = None) -> None:
         conv1, norm, act1, conv2, act2 = ctx.sam.mask_decoder.output_upscaling
         assert isinstance(conv1, nn.ConvTranspose2d) and isinstance(conv2, nn.ConvTranspose2d)
         assert isinstance(norm, LayerNorm2d)
@@ -195,10 +195,19 @@ class _MaskHead:
         # conv2: w2[dy2] is (2 x C/8) x C/4 (rows dx2, c), as F.linear takes it
         self.w2 = conv2.weight.permute(2, 3, 1, 0).reshape(2, 2 * c8, c4).contiguous()
         self.b2 = conv2.bias.repeat(2)
-        self.img = ctx.stages[-1].proj["conv1"].view(-1, 2, 2 * c4)  # N x dy1 x (dx1, C/4)
         h, w = ctx.size
-        self.step = max(1, _TILE // w)
-        m = self.step * w  # positions per step
+        # Embedding cells whose 4 x 4 low-res blocks cover the top-left ``extent``: only
+        # those are computed (each transposed conv, LayerNorm2d and GELU is per position).
+        if extent is None:
+            extent = (4 * h, 4 * w)
+        self.hv, self.wv = min(h, -(-int(extent[0]) // 4)), min(w, -(-int(extent[1]) // 4))
+        img = ctx.stages[-1].proj["conv1"]  # N x (dy1 dx1 C/4)
+        if self.wv < w:
+            # N x (2 2 C/4) -> H x W x (2 2 C/4) -> the Hv x Wv corner, positions row-major
+            img = img.view(h, w, -1)[: self.hv, : self.wv].reshape(self.hv * self.wv, -1)
+        self.img = img.view(-1, 2, 2 * c4)  # N' x dy1 x (dx1, C/4)
+        self.step = max(1, _TILE // self.wv)
+        m = self.step * self.wv  # positions per step
         like = ctx.stages[-1].y
         self.y = like.new_empty(m, 2 * c4)
         # conv2 output when its activation is not the exact GELU (else ``linear_gelu``)
@@ -209,19 +218,24 @@ class _MaskHead:
         hypernetwork outputs ``hyper`` (C' x C/8)."""
         ctx, norm, c4, c8 = self.ctx, self.norm, self.c4, self.c8
         h, w = ctx.size
+        hv, wv = self.hv, self.wv
         n = hyper.shape[0]
         # the first conv is linear in the tokens: a * (Y W1^T) + L @ (U W1^T) + c W1^T + bias
         rows = keys.rows[b]
         low, a = keys.low(b), keys.a[b]
+        if wv < w:
+            # R x N -> R x H x W -> R x Hv x Wv -> R x N' (a copy; N' positions row-major)
+            low = low.view(-1, h, w)[:, :hv, :wv].reshape(low.shape[0], -1)
+            a = a.view(h, w)[:hv, :wv].reshape(-1)
         # C' x 4H x 4W -> C' x H x dy1 x dy2 x 4W
         dest = out.view(n, h, 2, 2, 4 * w)
         for dy1 in range(2):
             base = F.linear(keys.const[b], self.w1[dy1], self.b1)  # (2 x C/4)
             rows_w = F.linear(rows, self.w1[dy1])  # R x (2 x C/4)
-            img = self.img[:, dy1]  # N x (2 x C/4)
-            for y0 in range(0, h, self.step):
-                y1 = min(h, y0 + self.step)
-                lo, hi = y0 * w, y1 * w
+            img = self.img[:, dy1]  # N' x (2 x C/4)
+            for y0 in range(0, hv, self.step):
+                y1 = min(hv, y0 + self.step)
+                lo, hi = y0 * wv, y1 * wv
                 y = torch.addcmul(base, a[lo:hi, None], img[lo:hi], out=self.y[: hi - lo])
                 y.addmm_(low[:, lo:hi].T, rows_w)
                 # N' x (dx1 x C/4) -> (N' 2) x C/4, rows in order (y, x, dx1)
@@ -238,7 +252,9 @@ class _MaskHead:
                         z = torch.addmm(self.b2, g, self.w2[dy2].T, out=self.z[: len(g)])
                         z = _gelu_(self.act2, z)
                     # C' x C/8 @ C/8 x (N' 2 2): columns (y, x, dx1, dx2) = low-res rows
-                    dest[:, y0:y1, dy1, dy2].copy_((hyper @ z.view(-1, c8).T).view(n, y1 - y0, -1))
+                    dest[:, y0:y1, dy1, dy2, : 4 * wv].copy_(
+                        (hyper @ z.view(-1, c8).T).view(n, y1 - y0, -1)
+                    )
 
 
 @torch.inference_mode()
@@ -250,6 +266,7 @@ def decode_points_lowrank(
     iou_thresh: float | None = None,
     *,
     out: torch.Tensor | None = None,
+    extent: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Decode B point prompts on the image of ``ctx``.
 
@@ -261,6 +278,11 @@ def decode_points_lowrank(
     Same values as ``Sam.predict_with_context`` up to float rounding. ``out``: a
     B x C' x 4H x 4W tensor to write the logits into (and return), e.g. one buffer reused
     for every batch of a grid (a fresh 50 MB tensor per 64 prompts costs 12k page faults).
+    ``extent``: (rows, cols) of low-res logits that are needed, counted from the top left
+    (e.g. what the resized image covers; the rest of the padded square is cropped away in
+    postprocessing). The mask head then runs only on the embedding cells that cover it, and
+    logits beyond those cells are not written: they keep the values of ``out`` (or are
+    uninitialised in a new tensor). Default: all.
     """
     if point_coords.dim() != 3 or point_coords.shape[-1] != 2:
         raise ValueError(f"point_coords must be B x N x 2, got {tuple(point_coords.shape)}")
@@ -279,7 +301,12 @@ def decode_points_lowrank(
             f"out must be a {like.dtype} tensor of shape {shape}, got {out.dtype} "
             f"{tuple(out.shape)}"
         )
+    if extent is not None and (
+        len(extent) != 2 or any(not isinstance(e, int) or e < 1 for e in extent)
+    ):
+        raise ValueError(f"extent must be two positive ints (rows, cols), got {extent!r}")
     masks = like.new_empty(shape) if out is None else out
+    head = _MaskHead(ctx, extent)
     iou = like.new_empty(b, n_out)
     kept = torch.empty(b, dtype=torch.bool, device=like.device)
     for i in range(0, b, _CHUNK):
@@ -290,6 +317,7 @@ def decode_points_lowrank(
             point_labels[i:j],
             multimask_output,
             iou_thresh,
+            head,
             (masks[i:j], iou[i:j], kept[i:j]),
         )
     return masks, iou, kept
@@ -301,6 +329,7 @@ def _decode(
     point_labels: torch.Tensor,
     multimask_output: bool,
     iou_thresh: float | None,
+    head: _MaskHead,
     out: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> None:
     """``decode_points_lowrank`` for one chunk of prompts, into ``out`` (masks, iou, kept)."""
@@ -363,6 +392,5 @@ def _decode(
         [cast(MLP, dec.output_hypernetworks_mlps[j])(hs[idx, 1 + j, :]) for j in chosen],
         dim=1,
     )  # K x C' x C/8
-    head = _MaskHead(ctx)
     for k, i in enumerate(idx.tolist()):
         head(keys, i, hyper[k], masks[i])
