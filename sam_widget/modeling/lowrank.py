@@ -368,18 +368,22 @@ def _decode(
         )
         layer_norm(layer.norm4, keys, st, i)
     last = ctx.stages[-1]
+    masks, iou, kept = out
+    chosen = range(1, dec.num_mask_tokens) if multimask_output else range(0, 1)
+    # The final attention treats each token on its own, and only the IoU token and the
+    # chosen mask tokens are read after it: the others (the unused mask token, the prompt
+    # tokens) are left out, 4 of 7 tokens for one point with multimask output.
+    used = [0, *(1 + j for j in chosen)]
+    queries = queries[:, used]
     attn_out = tokens_to_image(
         tr.final_attn_token_to_image,
         keys,
-        queries + qpe,
+        queries + qpe[:, used],
         last.proj["t2i_k"],
         ctx.pe_proj["final.t2i_k"],
         last.proj["t2i_v"],
     )
-    hs = tr.norm_final_attn(queries + attn_out)  # B x T x C
-
-    masks, iou, kept = out
-    chosen = range(1, dec.num_mask_tokens) if multimask_output else range(0, 1)
+    hs = tr.norm_final_attn(queries + attn_out)  # B x T' x C: IoU token, chosen mask tokens
     iou.copy_(dec.iou_prediction_head(hs[:, 0, :])[:, chosen.start : chosen.stop])
     if iou_thresh is None:
         kept.fill_(True)
@@ -389,7 +393,10 @@ def _decode(
         masks[i].zero_()
     idx = kept.nonzero()[:, 0]
     hyper = torch.stack(
-        [cast(MLP, dec.output_hypernetworks_mlps[j])(hs[idx, 1 + j, :]) for j in chosen],
+        [
+            cast(MLP, dec.output_hypernetworks_mlps[j])(hs[idx, 1 + k, :])
+            for k, j in enumerate(chosen)
+        ],
         dim=1,
     )  # K x C' x C/8
     for k, i in enumerate(idx.tolist()):
