@@ -14,7 +14,8 @@ only done where it can change the output:
    original resolution come from :class:`~sam_widget.amg.upsample.TiledUpscaler`: the same
    numbers as upscaling the logits (up to float rounding), but only tiles that a mask
    boundary crosses are evaluated pixel by pixel. What is kept of a candidate is its
-   low-res logits, never a full-size mask;
+   low-res logits, never a full-size mask. On a CPU the batches of a crop run on two
+   worker threads (``batches.py``);
 4. after box NMS (within a crop, then across crops) only the final masks are rendered at
    full resolution and encoded.
 """
@@ -31,11 +32,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..images import to_rgb_uint8
-from ..modeling.lowrank import decode_points_lowrank, prepare_lowrank
+from ..modeling.lowrank import prepare_lowrank
 from ..modeling.sam import Sam
 from ..predictor import SamPredictor
+from .batches import Filters, GridBatch, run_batches
 from .candidates import Candidates, crop_runs
-from .crops import build_all_layer_point_grids, generate_crop_boxes, is_box_near_crop_edge
+from .crops import build_all_layer_point_grids, generate_crop_boxes
 from .nms import box_area, nms
 from .postprocess import (
     check_float,
@@ -233,60 +235,20 @@ class SamAutomaticMaskGenerator:
         # Grid in [0, 1] -> crop pixels (XY) -> model input frame.
         points = self.point_grids[layer] * np.array([[crop_hw[1], crop_hw[0]]], dtype=np.float64)
         model_points = self.predictor.transform.apply_coords(points, crop_hw)
-        orig_box = [0, 0, img.shape[1], img.shape[0]]
-        thr, off = float(model.mask_threshold), self.stability_score_offset
-        # The low-res grid is 4x the embedding's (SAM's mask decoder upscales twice by 2).
         low_hw = (4 * ctx.size[0], 4 * ctx.size[1])
         upscaler = TiledUpscaler(low_hw, model.img_size, input_size, crop_hw, device=device)
-        parts: list[Candidates] = []
-        buffer: torch.Tensor | None = None  # low-res logits, reused by every batch
-        for start in range(0, len(points), self.points_per_batch):
-            stop = start + self.points_per_batch
-            # B x 2 -> B x 1 x 2: one positive point per prompt.
-            coords = torch.as_tensor(model_points[start:stop], dtype=torch.float32, device=device)[
-                :, None, :
-            ]
-            labels = torch.ones(coords.shape[:2], dtype=torch.int64, device=device)
-            # Masks only for prompts with a candidate above pred_iou_thresh (the others'
-            # logits are left zero and never read: their candidates are filtered out below).
-            low, iou, _ = decode_points_lowrank(
-                ctx,
-                coords,
-                labels,
-                True,
-                self.pred_iou_thresh if self.pred_iou_thresh > 0 else None,
-                out=None if buffer is None else buffer[: len(coords)],
-                # only the logits the upscaler reads (not those of the padding)
-                extent=upscaler.need,
-            )
-            if buffer is None:
-                buffer = low  # candidates below are copies (indexing), so it can be reused
-            per_point = low.shape[1]
-            low = low.flatten(0, 1)  # B x M x h x w -> BM x h x w (point-major)
-            iou = iou.flatten(0, 1)  # B x M -> BM
-            batch_points = np.repeat(points[start:stop], per_point, axis=0)
-            cand = torch.arange(len(iou), device=device)
-            if self.pred_iou_thresh > 0.0:
-                cand = cand[iou > self.pred_iou_thresh]
-            for c in range(0, len(cand), _CHUNK):
-                idx = cand[c : c + _CHUNK]
-                # Pixel counts above thr +- offset and boxes of the masks (> thr) at the
-                # original resolution, as if the logits had been upscaled (upsample.py).
-                counts, bxs = upscaler.stats(low[idx], thr, off)
-                stab = counts[:, 0].to(torch.float32) / counts[:, 1].to(torch.float32)
-                if self.stability_score_thresh > 0.0:
-                    stable = stab >= self.stability_score_thresh
-                    idx, stab, bxs = idx[stable], stab[stable], bxs[stable]
-                if len(idx) == 0:
-                    continue
-                keep = ~is_box_near_crop_edge(bxs, box, orig_box)
-                if keep.any():
-                    idx, stab, bxs = idx[keep], stab[keep], bxs[keep]
-                    crop_ids = torch.full((len(idx),), index, dtype=torch.int64, device=device)
-                    points_np = batch_points[idx.cpu().numpy()]
-                    parts.append(Candidates(low[idx], iou[idx], stab, bxs, points_np, crop_ids))
-            tick()
-        data = Candidates.cat(parts, low.shape[-2:], device)
+        filters = Filters(
+            self.points_per_batch,
+            self.pred_iou_thresh,
+            self.stability_score_thresh,
+            self.stability_score_offset,
+            float(model.mask_threshold),
+        )
+        image_wh = (img.shape[1], img.shape[0])
+        batch = GridBatch(filters, ctx, upscaler, points, model_points, box, image_wh, index)
+        starts = range(0, len(points), self.points_per_batch)
+        parts = run_batches(batch, starts, tick, device=torch.device(device))
+        data = Candidates.cat(parts, low_hw, device)
         if len(data):
             data = data.take(nms(data.boxes.float(), data.iou, self.box_nms_thresh))
         # Crop frame -> image frame.
