@@ -23,10 +23,11 @@ from .candidates import Candidates
 from .crops import is_box_near_crop_edge
 from .upsample import TiledUpscaler
 
-__all__ = ["Filters", "GridBatch", "run_batches"]
+__all__ = ["CHUNK", "Filters", "GridBatch", "run_batches"]
 
-# Candidates scored at full resolution at once (bounds the memory of mixed tiles).
-_CHUNK = 16
+# Candidates evaluated at full resolution at once (bounds the memory of mixed tiles here
+# and of rendered masks in the generator: CHUNK x H x W bools).
+CHUNK = 16
 # Worker threads for the batches of a crop on a CPU (each gets total threads / workers).
 WORKERS = 2
 
@@ -102,8 +103,8 @@ class GridBatch:
         if f.pred_iou_thresh > 0.0:
             cand = cand[iou > f.pred_iou_thresh]
         parts: list[Candidates] = []
-        for c in range(0, len(cand), _CHUNK):
-            idx = cand[c : c + _CHUNK]
+        for c in range(0, len(cand), CHUNK):
+            idx = cand[c : c + CHUNK]
             # Pixel counts above thr +- offset and boxes of the masks (> thr) at the
             # original resolution, as if the logits had been upscaled (upsample.py).
             counts, bxs = upscaler.stats(low[idx], f.mask_threshold, f.stability_score_offset)

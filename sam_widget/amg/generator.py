@@ -35,7 +35,7 @@ from ..images import to_rgb_uint8
 from ..modeling.lowrank import prepare_lowrank
 from ..modeling.sam import Sam
 from ..predictor import SamPredictor
-from .batches import Filters, GridBatch, run_batches
+from .batches import CHUNK, Filters, GridBatch, run_batches
 from .candidates import Candidates, crop_runs
 from .crops import build_all_layer_point_grids, generate_crop_boxes
 from .nms import box_area, nms
@@ -53,9 +53,6 @@ __all__ = ["SamAutomaticMaskGenerator"]
 
 OutputMode = Literal["binary_mask", "uncompressed_rle", "coco_rle"]
 _OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
-# Candidates evaluated at full resolution at once (bounds the memory of mixed tiles and of
-# rendered masks: _CHUNK x H x W bools).
-_CHUNK = 16
 
 
 @dataclass
@@ -247,7 +244,7 @@ class SamAutomaticMaskGenerator:
         image_wh = (img.shape[1], img.shape[0])
         batch = GridBatch(filters, ctx, upscaler, points, model_points, box, image_wh, index)
         starts = range(0, len(points), self.points_per_batch)
-        parts = run_batches(batch, starts, tick, device=torch.device(device))
+        parts = run_batches(batch, starts, tick, device=device)
         data = Candidates.cat(parts, low_hw, device)
         if len(data):
             data = data.take(nms(data.boxes.float(), data.iou, self.box_nms_thresh))
@@ -261,7 +258,7 @@ class SamAutomaticMaskGenerator:
     ) -> Iterator[np.ndarray]:
         """Full-image (H, W) bool masks of the candidates, in order."""
         thr = float(self.model.mask_threshold)
-        for start, stop, crop_index in crop_runs(kept.crop, _CHUNK):
+        for start, stop, crop_index in crop_runs(kept.crop, CHUNK):
             crop = crops[crop_index]
             x0, y0, x1, y1 = crop.box
             masks = crop.upscaler.masks(kept.low_res[start:stop], thr).cpu().numpy()
