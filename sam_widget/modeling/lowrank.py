@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
-from .fused import linear_gelu
+from .fused import gelu_, linear_gelu
 from .lowrank_ops import Keys, Stage, heads, image_to_tokens, layer_norm, tokens_to_image
 from .transformer import TwoWayAttentionBlock
 
@@ -159,11 +159,13 @@ def _conv1_weight(conv: nn.ConvTranspose2d) -> torch.Tensor:
     return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.in_channels)
 
 
+def _is_exact_gelu(act: nn.Module) -> bool:
+    return isinstance(act, nn.GELU) and act.approximate == "none"
+
+
 def _gelu_(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``act(x)``, in place when ``act`` is the exact GELU (SAM's default)."""
-    if isinstance(act, nn.GELU) and act.approximate == "none":
-        return cast(torch.Tensor, torch.ops.aten.gelu_(x))
-    return cast(torch.Tensor, act(x))
+    return gelu_(x) if _is_exact_gelu(act) else cast(torch.Tensor, act(x))
 
 
 class _MaskHead:
@@ -185,7 +187,7 @@ class _MaskHead:
         assert conv1.bias is not None and conv2.bias is not None
         self.ctx, self.norm, self.act1, self.act2 = ctx, norm, act1, act2
         # the second conv and its GELU as one call (``fused.linear_gelu``)
-        self.exact_gelu2 = isinstance(act2, nn.GELU) and act2.approximate == "none"
+        self.exact_gelu2 = _is_exact_gelu(act2)
         c4, c8 = conv1.out_channels, conv2.out_channels
         self.c4, self.c8 = c4, c8
         # (kH kW C_out) x C_in rows, split by kernel row: w1[dy1] is (2 x C/4) x C (dx1, c)
