@@ -40,9 +40,9 @@ from _torchvision_shim import import_reference  # noqa: E402
 from test_amg import shape_weights_  # noqa: E402  (the same weight edits as the tests)
 
 from sam_widget import SamAutomaticMaskGenerator  # noqa: E402
-from sam_widget.build import build_sam  # noqa: E402
-from sam_widget.config import get_config  # noqa: E402
-from sam_widget.io import decode_rle  # noqa: E402
+from sam_widget.data.io import decode_rle  # noqa: E402
+from sam_widget.models.build import build_sam  # noqa: E402
+from sam_widget.models.sam.config import get_config  # noqa: E402
 
 
 def structured_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -130,8 +130,8 @@ def auto_thresholds(
     of those above it (or, when that is 0, the smallest positive one): about half of the
     candidates, or fewer, pass each filter."""
     from sam_widget import SamPredictor
-    from sam_widget.amg.crops import build_point_grid
-    from sam_widget.amg.upsample import TiledUpscaler
+    from sam_widget.engine.amg.crops import build_point_grid
+    from sam_widget.engine.amg.upsample import TiledUpscaler
 
     pred = SamPredictor(ours)
     pred.set_image(image)

@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the torchvision stand-in the publishe
 
 from _torchvision_shim import import_reference  # noqa: E402
 
-from sam_widget.build import build_sam  # noqa: E402
-from sam_widget.config import ViTConfig, get_config  # noqa: E402
-from sam_widget.predictor import SamPredictor  # noqa: E402
+from sam_widget.engine.predictor import SamPredictor  # noqa: E402
+from sam_widget.models.build import build_sam  # noqa: E402
+from sam_widget.models.sam.config import ViTConfig, get_config  # noqa: E402
 
 
 def reference_model(ours: torch.nn.Module, variant: str) -> torch.nn.Module:

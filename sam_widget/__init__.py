@@ -9,16 +9,16 @@ __version__ = "0.1.0"
 __all__ = ["SamAutomaticMaskGenerator", "SamPredictor", "SamWidget", "build_sam", "__version__"]
 
 if TYPE_CHECKING:
-    from .amg import SamAutomaticMaskGenerator
-    from .build import build_sam
-    from .predictor import SamPredictor
-    from .widget import SamWidget
+    from .engine.amg import SamAutomaticMaskGenerator
+    from .engine.predictor import SamPredictor
+    from .models.build import build_sam
+    from .widget.widget import SamWidget
 
 _LAZY = {
-    "build_sam": ".build",
-    "SamPredictor": ".predictor",
-    "SamAutomaticMaskGenerator": ".amg",
-    "SamWidget": ".widget",
+    "build_sam": ".models.build",
+    "SamPredictor": ".engine.predictor",
+    "SamAutomaticMaskGenerator": ".engine.amg",
+    "SamWidget": ".widget.widget",
 }
 
 

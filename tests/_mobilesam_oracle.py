@@ -1,4 +1,4 @@
-"""Test-only numeric oracle for ``sam_widget.modeling.tiny_vit.TinyViT``.
+"""Test-only numeric oracle for ``sam_widget.models.sam.tiny_vit.TinyViT``.
 
 No installable package ships MobileSAM's TinyViT with light dependencies: MobileSAM itself is
 not on PyPI, and ``ultralytics`` (whose ``ultralytics/models/sam/modules/tiny_encoder.py`` is

@@ -15,9 +15,9 @@ import pytest
 import torch
 from _torchvision_shim import import_reference
 
-from sam_widget.build import build_sam
-from sam_widget.config import ViTConfig, get_config
-from sam_widget.modeling import Sam
+from sam_widget.models.build import build_sam
+from sam_widget.models.sam import Sam
+from sam_widget.models.sam.config import ViTConfig, get_config
 
 
 @pytest.fixture(scope="session")

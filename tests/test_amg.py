@@ -28,8 +28,8 @@ from _torchvision_shim import import_reference
 from conftest import make_model_pair
 
 from sam_widget import SamAutomaticMaskGenerator
-from sam_widget.io import decode_rle
-from sam_widget.modeling import Sam
+from sam_widget.data.io import decode_rle
+from sam_widget.models.sam import Sam
 
 H, W = 160, 240
 SEED = 12

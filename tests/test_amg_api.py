@@ -10,10 +10,10 @@ from PIL import Image
 from test_amg import SEED, colour_wheel, shape_weights_
 
 from sam_widget import SamAutomaticMaskGenerator, SamPredictor
-from sam_widget.amg.crops import build_all_layer_point_grids
-from sam_widget.embedding_cache import EmbeddingCache
-from sam_widget.io import decode_rle
-from sam_widget.modeling import Sam
+from sam_widget.data.io import decode_rle
+from sam_widget.engine.amg.crops import build_all_layer_point_grids
+from sam_widget.engine.embedding_cache import EmbeddingCache
+from sam_widget.models.sam import Sam
 
 FAST = {
     "points_per_side": 3,

@@ -13,8 +13,8 @@ from conftest import make_model_pair
 from test_amg import SEED, colour_wheel, shape_weights_
 
 from sam_widget import SamAutomaticMaskGenerator
-from sam_widget.amg import batches
-from sam_widget.amg.batches import run_batches
+from sam_widget.engine.amg import batches
+from sam_widget.engine.amg.batches import run_batches
 
 CPU = torch.device("cpu")
 

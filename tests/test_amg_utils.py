@@ -10,17 +10,17 @@ import pytest
 import torch
 from _torchvision_shim import _batched_nms, import_reference
 
-from sam_widget.amg.crops import (
+from sam_widget.engine.amg.crops import (
     build_all_layer_point_grids,
     build_point_grid,
     generate_crop_boxes,
     is_box_near_crop_edge,
 )
-from sam_widget.amg.nms import box_area, nms
-from sam_widget.amg.postprocess import masks_to_boxes, remove_small_regions
-from sam_widget.amg.rle import mask_to_rle, rle_area, rle_to_mask
-from sam_widget.amg.upsample import TiledUpscaler
-from sam_widget.transforms import ResizeLongestSide, upscale_logits
+from sam_widget.engine.amg.nms import box_area, nms
+from sam_widget.engine.amg.postprocess import masks_to_boxes, remove_small_regions
+from sam_widget.engine.amg.rle import mask_to_rle, rle_area, rle_to_mask
+from sam_widget.engine.amg.upsample import TiledUpscaler
+from sam_widget.engine.transforms import ResizeLongestSide, upscale_logits
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def test_rle_matches_reference(ref_amg) -> None:
 
 
 def test_upscale_matches_reference_postprocessing(ref_amg) -> None:
-    # The generator uses sam_widget.transforms.upscale_logits; check it bit for bit against
+    # The generator uses sam_widget.engine.transforms.upscale_logits; check it bit for bit against
     # the published Sam.postprocess_masks on sizes the generator meets (crops included).
     from segment_anything.modeling import Sam as RefSam
 
@@ -234,7 +234,7 @@ def test_remove_small_regions() -> None:
 
 
 def test_missing_scipy_gives_clear_import_error(monkeypatch) -> None:
-    from sam_widget.amg import postprocess
+    from sam_widget.engine.amg import postprocess
 
     monkeypatch.setitem(sys.modules, "scipy", None)
     monkeypatch.setitem(sys.modules, "scipy.ndimage", None)
@@ -247,7 +247,7 @@ def test_missing_scipy_gives_clear_import_error(monkeypatch) -> None:
 @pytest.mark.parametrize("shape", [(0, 16, 16), (7, 16, 16), (5, 8, 8), (4, 5, 5), (3, 24, 24)])
 def test_tile_flag_reductions_match_plain_ops(shape) -> None:
     # The int64-word forms (tiles of 8k x 8k) and their plain fallbacks (other sizes, none).
-    from sam_widget.amg.upsample import _any_rows_cols, _count_true
+    from sam_widget.engine.amg.upsample import _any_rows_cols, _count_true
 
     gen = torch.Generator().manual_seed(sum(shape))
     flags = torch.rand(shape, generator=gen) < 0.3

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam_widget.build import assemble_sam, build_sam, detect_variant, resolve_device
-from sam_widget.config import VARIANTS, SamConfig, get_config
-from sam_widget.modeling import Sam
+from sam_widget.models.build import assemble_sam, build_sam, detect_variant, resolve_device
+from sam_widget.models.sam import Sam
+from sam_widget.models.sam.config import VARIANTS, SamConfig, get_config
 
 
 def _all_eval(model: torch.nn.Module) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam_widget import checkpoints as ck
+from sam_widget.engine import checkpoints as ck
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -441,7 +441,7 @@ def test_progress_bar_can_be_disabled(
 
 _CHILD = """
 import sys
-from sam_widget.checkpoints import download
+from sam_widget.engine.checkpoints import download
 url, dest, sha, size = sys.argv[1:5]
 print(download(url, dest, sha256=sha, size=int(size), progress=False))
 """

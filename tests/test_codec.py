@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam_widget import codec
+from sam_widget.widget import codec
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 9), (16, 16), (37, 101)])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from sam_widget import embedding_cache as ec
-from sam_widget.embedding_cache import EmbeddingCache, ImageEmbedding, embedding_key
+from sam_widget.engine import embedding_cache as ec
+from sam_widget.engine.embedding_cache import EmbeddingCache, ImageEmbedding, embedding_key
 
 FEAT_SHAPE = (1, 4, 8, 8)  # 1024 bytes of float32
 FEAT_BYTES = 4 * 8 * 8 * 4

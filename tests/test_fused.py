@@ -1,4 +1,4 @@
-"""``sam_widget.modeling.fused``: the one-call linear + GELU and its plain fallback."""
+"""``sam_widget.models.sam.fused``: the one-call linear + GELU and its plain fallback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sam_widget.modeling import fused
+from sam_widget.models.sam import fused
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sam_widget import images
-from sam_widget.images import MAX_PIXELS, MAX_SIDE, to_rgb_uint8
+from sam_widget.engine import images
+from sam_widget.engine.images import MAX_PIXELS, MAX_SIDE, to_rgb_uint8
 
 RNG = np.random.default_rng(1234)
 

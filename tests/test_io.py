@@ -1,4 +1,4 @@
-"""Round trips and cross-checks for sam_widget.io (RLE, label PNGs, polygons, COCO JSON)."""
+"""Round trips and cross-checks for sam_widget.data.io (RLE, label PNGs, polygons, COCO JSON)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from sam_widget import io
+from sam_widget.data import io
 
 
 def _case_masks() -> dict[str, np.ndarray]:

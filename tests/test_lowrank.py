@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import make_model_pair
 
-from sam_widget.modeling import Sam
-from sam_widget.modeling.common import LayerNorm2d
-from sam_widget.modeling.lowrank import decode_points_lowrank, prepare_lowrank
+from sam_widget.models.sam import Sam
+from sam_widget.models.sam.common import LayerNorm2d
+from sam_widget.models.sam.lowrank import decode_points_lowrank, prepare_lowrank
 
 REL_TOL = 1e-4
 
@@ -121,8 +121,8 @@ def test_matches_with_a_deeper_decoder_and_chunks() -> None:
     LayerNorm gains; and more prompts than one internal chunk, with multi-point prompts."""
     import dataclasses
 
-    from sam_widget.build import assemble_sam
-    from sam_widget.config import get_config
+    from sam_widget.models.build import assemble_sam
+    from sam_widget.models.sam.config import get_config
 
     torch.manual_seed(21)
     model = assemble_sam(dataclasses.replace(get_config("tiny"), decoder_depth=3)).eval()
@@ -177,7 +177,7 @@ def test_bad_extent_raises(model: Sam) -> None:
 def test_mask_head_without_the_fused_kernel(model: Sam, monkeypatch: pytest.MonkeyPatch) -> None:
     # The head's second conv + GELU is one oneDNN call where available (fused.py); the
     # plain path (other builds, devices) gives the same logits.
-    from sam_widget.modeling import fused
+    from sam_widget.models.sam import fused
 
     emb = _embedding(model, seed=14)
     lctx = prepare_lowrank(model, emb)

@@ -20,8 +20,8 @@ from conftest import (
     random_model_input,
 )
 
-from sam_widget.build import assemble_sam, build_sam
-from sam_widget.modeling import Sam
+from sam_widget.models.build import assemble_sam, build_sam
+from sam_widget.models.sam import Sam
 
 # Model input frames (resized images, longest side 1024) and the original sizes they came
 # from; small originals keep postprocessing cheap.

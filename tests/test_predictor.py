@@ -20,8 +20,8 @@ import torch
 from conftest import assert_close_rel, assert_masks_match, make_model_pair
 from PIL import Image
 
-from sam_widget.embedding_cache import EmbeddingCache, ImageEmbedding
-from sam_widget.predictor import SamPredictor
+from sam_widget.engine.embedding_cache import EmbeddingCache, ImageEmbedding
+from sam_widget.engine.predictor import SamPredictor
 
 SIZES = [(200, 300), (251, 177)]  # (H, W): a 300 x 200 px image and one with odd sides
 
@@ -228,7 +228,7 @@ def test_decode_and_upscale(pair) -> None:  # type: ignore[no-untyped-def]
 def test_postprocess_bit_exact_on_many_sizes(tiny_pair, threads: int) -> None:  # type: ignore[no-untyped-def]
     # Our cropped upsampling must give exactly the published postprocess_masks values. The
     # CPU kernel torch picks depends on the thread count (and channels), so check both.
-    from sam_widget.transforms import ResizeLongestSide, upscale_logits
+    from sam_widget.engine.transforms import ResizeLongestSide, upscale_logits
 
     _, ref_model = tiny_pair
     gen = torch.Generator().manual_seed(0)
@@ -535,7 +535,7 @@ def test_cache_key_depends_on_weights(tiny_pair, tmp_path: Path) -> None:  # typ
 
 def test_chunked_thresholding_matches(p300: SamPredictor, monkeypatch: pytest.MonkeyPatch) -> None:
     # Large batches are thresholded chunk by chunk; the result must not depend on it.
-    from sam_widget import predictor as predictor_module
+    from sam_widget.engine import predictor as predictor_module
 
     boxes = torch.tensor([[0.0, 0.0, 500.0, 400.0], [100.0, 50.0, 900.0, 600.0]] * 2)
     whole, _, _ = p300.predict_torch(None, None, boxes=boxes)

@@ -1,4 +1,4 @@
-"""Tests for MobileSAM's TinyViT image encoder (``sam_widget.modeling.tiny_vit``)."""
+"""Tests for MobileSAM's TinyViT image encoder (``sam_widget.models.sam.tiny_vit``)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from _mobilesam_oracle import (
     summarize,
 )
 
-from sam_widget.modeling import tiny_vit
-from sam_widget.modeling.tiny_vit import MBConv, TinyViT, TinyViTBlock
+from sam_widget.models.sam import tiny_vit
+from sam_widget.models.sam.tiny_vit import MBConv, TinyViT, TinyViTBlock
 
 # The image encoder's entries of MobileSAM's ``mobile_sam.pt`` (there under the prefix
 # ``image_encoder.``): key and shape ("-" = scalar). Written out from MobileSAM's
@@ -411,7 +411,7 @@ def test_state_dict_matches_mobile_sam_checkpoint():
 
 @pytest.mark.parametrize("window_size", [1, 2, 5, 7, 14])
 def test_attention_bias_index_matches_first_appearance_numbering(window_size):
-    from sam_widget.modeling.tiny_vit import Attention
+    from sam_widget.models.sam.tiny_vit import Attention
 
     attn = Attention(dim=8, num_heads=2, window_size=window_size)
     expected, n_offsets = _slow_offset_index(window_size)

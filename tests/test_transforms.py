@@ -7,7 +7,7 @@ import pytest
 import torch
 from _torchvision_shim import import_reference
 
-from sam_widget.transforms import ResizeLongestSide
+from sam_widget.engine.transforms import ResizeLongestSide
 
 RNG = np.random.default_rng(7)
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from sam_widget import registry
-from sam_widget.codec import decode_label_map, decode_mask
-from sam_widget.predictor import SamPredictor
-from sam_widget.widget import SamWidget
+from sam_widget.engine import model_cache as registry
+from sam_widget.engine.predictor import SamPredictor
+from sam_widget.widget.codec import decode_label_map, decode_mask
+from sam_widget.widget.widget import SamWidget
 
 TIMEOUT = 60
 
@@ -211,7 +211,7 @@ def test_label_map_later_objects_win(model: Any) -> None:
 
 
 def test_object_management_matches_the_toolbar_rules(model: Any) -> None:
-    from sam_widget.objects import PALETTE
+    from sam_widget.widget.objects import PALETTE
 
     w, rec = new_widget(model)
     ids = [w.new_object(points=[[20 + 30 * i, 40]]) for i in range(3)]
@@ -455,7 +455,7 @@ def test_on_mask_callbacks_and_unsubscribe(model: Any) -> None:
 
 
 def test_segment_everything_keep_and_exports(model: Any, tmp_path) -> None:
-    from sam_widget import io as samio
+    from sam_widget.data import io as samio
 
     w, rec = new_widget(model)
     w.add_point(40, 30)

@@ -22,7 +22,7 @@ from test_widget import (
 from test_widget import model as model  # noqa: F401  (fixture)
 from test_widget import ref as ref  # noqa: F401  (fixture)
 
-from sam_widget.widget import SamWidget
+from sam_widget.widget.widget import SamWidget
 
 
 class Gate:

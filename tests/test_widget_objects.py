@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sam_widget import objects as objmod
-from sam_widget.chain import Prompt, StageCache, run_chain
-from sam_widget.history import History
+from sam_widget.widget import objects as objmod
+from sam_widget.widget.chain import Prompt, StageCache, run_chain
+from sam_widget.widget.history import History
 
 W, H = 200, 100
 

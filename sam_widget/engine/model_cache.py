@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..models.sam import Sam
     from .embedding_cache import EmbeddingCache
-    from .modeling import Sam
     from .predictor import SamPredictor
 
 __all__ = ["cache_for", "get_model", "make_predictor", "model_key"]
@@ -33,7 +33,7 @@ def model_key(
     variant: str, checkpoint: str | os.PathLike[str] | None, device: Any
 ) -> tuple[str, str | None, str]:
     """Registry key: variant, resolved checkpoint path (None: official/random), device."""
-    from .build import resolve_device
+    from ..models.build import resolve_device
 
     ckpt = None if checkpoint is None else str(Path(os.fspath(checkpoint)).expanduser().resolve())
     return (str(variant), ckpt, str(resolve_device(device)))
@@ -50,7 +50,7 @@ def get_model(
     with _lock:
         model = _models.get(key)
         if model is None:
-            from .build import build_sam
+            from ..models.build import build_sam
 
             model = build_sam(variant, checkpoint, key[2])
             _models[key] = model

@@ -27,21 +27,21 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ..engine.images import to_rgb_uint8
+from ..engine.transforms import ResizeLongestSide
 from . import objects as objmod
 from .chain import Prompt
 from .codec import encode_image
 from .history import History
-from .images import to_rgb_uint8
 from .prompts import PromptsMixin, next_active, snapshot
 from .results import ResultsMixin
 from .session import Callbacks, MaskUpdate, Session, describe_error
-from .transforms import ResizeLongestSide
 
 __all__ = ["ObjectsError", "SamWidget"]
 
 logger = logging.getLogger("sam_widget")
 
-_STATIC = Path(__file__).parent / "static"
+_STATIC = Path(__file__).parent.parent / "static"
 _FALLBACK_ESM = """
 function render({ el }) {
   const div = document.createElement("div");
@@ -413,10 +413,10 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
 
 def _model_factory(model: Any, checkpoint: Any, device: Any) -> tuple[Callable[[], Any], str]:
     """Check ``model`` now (cheap) and return a factory for the widget's predictor."""
-    from . import registry
+    from ..engine import model_cache as registry
 
     if isinstance(model, str):
-        from .config import get_config
+        from ..models.sam.config import get_config
 
         get_config(model)  # ValueError listing the variants
         variant = model
@@ -426,8 +426,8 @@ def _model_factory(model: Any, checkpoint: Any, device: Any) -> tuple[Callable[[
         )
     if checkpoint is not None or device is not None:
         raise ValueError("checkpoint and device only apply when model is a variant name.")
-    from .modeling import Sam
-    from .predictor import SamPredictor
+    from ..engine.predictor import SamPredictor
+    from ..models.sam import Sam
 
     if isinstance(model, SamPredictor):
         base: Any = model

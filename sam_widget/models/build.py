@@ -16,8 +16,8 @@ from itertools import chain
 import torch
 from torch import nn
 
-from .config import VARIANTS, SamConfig, TinyViTConfig, ViTConfig, get_config
-from .modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from .sam import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from .sam.config import VARIANTS, SamConfig, TinyViTConfig, ViTConfig, get_config
 
 __all__ = ["assemble_sam", "build_sam", "detect_variant", "resolve_device"]
 
@@ -76,7 +76,7 @@ def _image_encoder(config: SamConfig) -> nn.Module:
         )
     assert isinstance(enc, TinyViTConfig)
     # Imported here: TinyViT is only needed for vit_t (and lives in its own module).
-    from .modeling.tiny_vit import TinyViT
+    from .sam.tiny_vit import TinyViT
 
     return TinyViT(
         img_size=config.image_size,
@@ -202,7 +202,7 @@ def build_sam(
         )
 
     if pretrained and (checkpoint is not None or config.has_official_weights):
-        from . import checkpoints
+        from ..engine import checkpoints
 
         path = checkpoints.resolve_checkpoint(variant, checkpoint)
         state = checkpoints.load_state_dict(path)

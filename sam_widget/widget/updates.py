@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..engine.transforms import upscale_logits
 from .chain import ChainResult
-from .transforms import upscale_logits
 
 __all__ = ["Frame", "MaskUpdate", "describe_error", "upscale"]
 

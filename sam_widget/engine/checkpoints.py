@@ -131,7 +131,7 @@ def cache_dir() -> Path:
 def _known_variants() -> frozenset[str]:
     names = set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS
     try:  # config.VARIANTS is the package-wide list (docs/ARCHITECTURE.md)
-        from .config import VARIANTS
+        from ..models.sam.config import VARIANTS
     except ImportError:
         return frozenset(names)
     return frozenset(names | set(VARIANTS))

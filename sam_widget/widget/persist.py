@@ -123,7 +123,7 @@ def save_masks(w: Any, path: str | os.PathLike[str]) -> Path:
             colors=np.array([str(o["color"]) for o in w.objects], dtype=np.str_),
         )
     else:
-        from .io import write_label_png
+        from ..data.io import write_label_png
 
         write_label_png(p, stack, overlap="last", height=stack.shape[1], width=stack.shape[2])
     return p
@@ -132,7 +132,7 @@ def save_masks(w: Any, path: str | os.PathLike[str]) -> Path:
 def export_coco(w: Any, path: str | os.PathLike[str]) -> Path:
     """COCO JSON: one annotation per object (RLE), one category per distinct object name;
     each annotation also carries ``object_id``, ``name`` and ``score`` (predicted IoU)."""
-    from .io import to_coco_json
+    from ..data.io import to_coco_json
 
     p = Path(os.fspath(path))
     stack = _stack(w)

@@ -101,7 +101,7 @@ class Everything:
         self._w.send(content, [encode_label_map(labels)])
 
     def start(self, params: dict[str, Any]) -> Future[list[dict[str, Any]]]:
-        from .amg import SamAutomaticMaskGenerator
+        from ..engine.amg import SamAutomaticMaskGenerator
 
         # Bad parameter names/values fail here, in the caller's thread.
         inspect.signature(SamAutomaticMaskGenerator).bind(None, **params)
@@ -137,7 +137,7 @@ class Everything:
             session.wait_ready()
             if session.image_id != image_id:
                 raise _Cancelled
-            from .amg import SamAutomaticMaskGenerator
+            from ..engine.amg import SamAutomaticMaskGenerator
 
             generator = SamAutomaticMaskGenerator(session.predictor, **params)
             last = [-1.0]

@@ -40,8 +40,8 @@ from typing import IO, Any, Literal
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from .amg.polygons import mask_to_polygons, polygons_to_mask
-from .amg.rle import (
+from ..engine.amg.polygons import mask_to_polygons, polygons_to_mask
+from ..engine.amg.rle import (
     check_mask,
     counts_from_string,
     counts_to_string,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..modeling.lowrank import LowRankContext, decode_points_lowrank
+from ...models.sam.lowrank import LowRankContext, decode_points_lowrank
 from .candidates import Candidates
 from .crops import is_box_near_crop_edge
 from .upsample import TiledUpscaler

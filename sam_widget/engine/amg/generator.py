@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...models.sam.lowrank import prepare_lowrank
+from ...models.sam.sam import Sam
 from ..images import to_rgb_uint8
-from ..modeling.lowrank import prepare_lowrank
-from ..modeling.sam import Sam
 from ..predictor import SamPredictor
 from .batches import CHUNK, Filters, GridBatch, run_batches
 from .candidates import Candidates, crop_runs

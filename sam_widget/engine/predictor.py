@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.sam.sam import Sam
 from .embedding_cache import EmbeddingCache, ImageEmbedding, embedding_key
 from .images import to_rgb_uint8
-from .modeling.sam import Sam
 from .transforms import (
     ResizeLongestSide,
     check_box,

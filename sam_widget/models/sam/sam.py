@@ -21,7 +21,7 @@ from .mask_decoder import ImageContext, MaskDecoder
 from .prompt_encoder import PromptEncoder
 
 if TYPE_CHECKING:
-    from ..config import SamConfig
+    from .config import SamConfig
 
 __all__ = ["Sam"]
 

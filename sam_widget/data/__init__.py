@@ -1,0 +1,1 @@
+"""Data in and out: mask files, COCO, label maps."""
