@@ -555,6 +555,10 @@ class SamWidget(anywidget.AnyWidget):
             self._check_open()
             loaded = persist.parse_dict(data, self.image_width, self.image_height)
             self._book.load(loaded.history, loaded.next_id)
+            # Refined masks depend on the order prompts were decoded in: replay the history
+            # up to its current entry (one cancellable job, ahead of the decodes below).
+            states = loaded.history.states[: loaded.history.index + 1]
+            self._session.replay([s["objects"] for s in states])
             self._restore(loaded.current)
 
     @classmethod
