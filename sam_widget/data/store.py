@@ -41,23 +41,19 @@ revision; ``KeyError`` for an unknown image or object.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..engine.amg.rle import check_mask, rle_area, rle_to_mask
-from .io import _coco_bbox, compress_rle, encode_coco_rle
 from .migrations import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -65,6 +61,20 @@ from .migrations import (
     ProjectVersionError,
     migrate,
     schema_version,
+)
+from .store_objects import ObjectStore
+from .store_records import (
+    IMAGE_COLUMNS,
+    PALETTE,
+    SOURCES,
+    STATUSES,
+    AddResult,
+    Category,
+    ConflictError,
+    ImageRecord,
+    ObjectRecord,
+    ReadOnlyError,
+    hash_file,
 )
 
 __all__ = [
@@ -82,119 +92,13 @@ __all__ = [
     "hash_file",
 ]
 
-STATUSES = ("todo", "in_progress", "done", "skipped")
-SOURCES = ("manual", "assisted", "automatic")
-_PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324")  # fmt: skip
-_UNSET: Any = object()
-
-
-class ReadOnlyError(ProjectError):
-    """A write was attempted on a project opened read-only."""
-
-
-class ConflictError(ProjectError):
-    """The object changed (or was deleted) since the caller read its revision."""
-
-
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One image of the project. ``path`` is as stored (POSIX, relative to the root when the
-    file is inside it); :meth:`Project.resolve` gives the file. ``seconds``: active time."""
-
-    id: int
-    path: str
-    sha256: str
-    width: int
-    height: int
-    status: str
-    seconds: float
-    position: int
-    added: float
-
-
-@dataclass(frozen=True)
-class Category:
-    """A class label; ``index`` is its 0-based order (the class index of exports)."""
-
-    id: int
-    name: str
-    color: str
-    index: int
-
-
-@dataclass(frozen=True)
-class ObjectRecord:
-    """One annotated object. ``rle``: compressed COCO RLE of the final mask (the truth);
-    ``bbox``: [x, y, w, h] pixels; ``prompts``/``strokes``: JSON data as given; ``extra``:
-    further JSON fields (``point_coords``, ``crop_box`` of automatic records)."""
-
-    id: int
-    image_id: int
-    category: str | None
-    prompts: dict[str, Any]
-    strokes: list[Any]
-    rle: dict[str, Any]
-    area: int
-    bbox: list[int]
-    source: str
-    predicted_iou: float | None
-    stability_score: float | None
-    weights_id: str | None
-    params_key: str | None
-    extra: dict[str, Any]
-    revision: int
-    created: float
-    updated: float
-
-    @property
-    def mask(self) -> np.ndarray:
-        """(H, W) bool mask decoded from :attr:`rle`."""
-        return rle_to_mask(self.rle)
-
-
-@dataclass
-class AddResult:
-    """What :meth:`Project.add_images` did: new images, ones already in the project (same
-    content), and ``failed`` as (path, reason) pairs."""
-
-    added: list[ImageRecord] = field(default_factory=list)
-    existing: list[ImageRecord] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-
-_OBJECT_COLUMNS = (
-    "o.id, o.image_id, c.name, o.prompts, o.strokes, o.rle, o.area, o.bbox, o.source, "
-    "o.predicted_iou, o.stability_score, o.weights_id, o.params_key, o.extra, o.revision, "
-    "o.created, o.updated"
-)
-_OBJECT_FROM = "objects o LEFT JOIN categories c ON c.id = o.category_id"
-_IMAGE_COLUMNS = "id, path, sha256, width, height, status, seconds, position, added"
-
-
-def _object(row: tuple[Any, ...]) -> ObjectRecord:
-    return ObjectRecord(
-        row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), json.loads(row[5]),
-        row[6], json.loads(row[7]), row[8], row[9], row[10], row[11], row[12],
-        json.loads(row[13]), row[14], row[15], row[16],
-    )  # fmt: skip
-
 
 def _sqlite_header(path: Path) -> bytes:
     with open(path, "rb") as fh:
         return fh.read(16)
 
 
-class Project:
+class Project(ObjectStore):
     """An open project file; see the module docstring. Use :meth:`open` to make one."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, root: Path, readonly: bool):
@@ -386,12 +290,12 @@ class Project:
         return result
 
     def _image_rows(self, where: str, params: tuple[Any, ...]) -> list[ImageRecord]:
-        rows = self._read(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE {where}", params)
+        rows = self._read(f"SELECT {IMAGE_COLUMNS} FROM images WHERE {where}", params)
         return [ImageRecord(*r) for r in rows]
 
     def images(self) -> list[ImageRecord]:
         """Every image, in project order."""
-        rows = self._read(f"SELECT {_IMAGE_COLUMNS} FROM images ORDER BY position")
+        rows = self._read(f"SELECT {IMAGE_COLUMNS} FROM images ORDER BY position")
         return [ImageRecord(*r) for r in rows]
 
     def image(self, image: int | str | ImageRecord) -> ImageRecord:
@@ -455,7 +359,7 @@ class Project:
                 count, pos = n.fetchone()
                 c.execute(
                     "INSERT INTO categories (name, color, position) VALUES (?, ?, ?)",
-                    (name, color or _PALETTE[count % len(_PALETTE)], pos),
+                    (name, color or PALETTE[count % len(PALETTE)], pos),
                 )
             elif color is not None:
                 c.execute("UPDATE categories SET color = ? WHERE id = ?", (color, row[0]))
@@ -465,225 +369,6 @@ class Project:
         """Remove a category; its objects keep their masks and lose the label."""
         with self._write() as c:
             c.execute("DELETE FROM categories WHERE name = ?", (name,))
-
-    def _category_id(self, c: sqlite3.Connection, name: str | None) -> int | None:
-        if name is None:
-            return None
-        row = c.execute("SELECT id FROM categories WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise ValueError(f"category {name!r} is not in the project: add_category it first")
-        return int(row[0])
-
-    # --------------------------------------------------------------------------- objects
-
-    def _mask_fields(self, mask: Any, image: ImageRecord) -> tuple[str, int, str]:
-        """Mask (array or RLE) -> (RLE JSON, area, bbox JSON), checked against the image."""
-        if isinstance(mask, Mapping):
-            rle = compress_rle(dict(mask))
-            size = [int(v) for v in rle["size"]]
-            area = rle_area(rle)
-            arr = rle_to_mask(rle)
-        else:
-            arr = check_mask(mask, "mask")
-            size = list(arr.shape)
-            rle = encode_coco_rle(arr)
-            area = int(arr.sum())
-        if size != [image.height, image.width]:
-            raise ValueError(
-                f"mask has size {size} (H, W), but image {image.id} is "
-                f"[{image.height}, {image.width}]"
-            )
-        return json.dumps(rle), area, json.dumps(_coco_bbox(arr))
-
-    def add_object(
-        self,
-        image: int | str | ImageRecord,
-        mask: Any,
-        *,
-        category: str | None = None,
-        prompts: Mapping[str, Any] | None = None,
-        strokes: list[Any] | None = None,
-        source: str = "manual",
-        predicted_iou: float | None = None,
-        stability_score: float | None = None,
-        weights_id: str | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> ObjectRecord:
-        """Add one object to an image; ``mask``: (H, W) bool array or COCO RLE dict."""
-        rec = self.image(image)
-        with self._write() as c:
-            oid = self._insert(c, rec, mask, category, prompts, strokes, source,
-                               predicted_iou, stability_score, weights_id, None, extra)  # fmt: skip
-        return self.object(oid)
-
-    def _insert(
-        self, c: sqlite3.Connection, rec: ImageRecord, mask: Any, category: str | None,
-        prompts: Mapping[str, Any] | None, strokes: list[Any] | None, source: str,
-        predicted_iou: float | None, stability_score: float | None, weights_id: str | None,
-        params_key: str | None, extra: Mapping[str, Any] | None,
-    ) -> int:  # fmt: skip
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-        rle, area, bbox = self._mask_fields(mask, rec)
-        now = time.time()
-        cur = c.execute(
-            "INSERT INTO objects (image_id, category_id, prompts, strokes, rle, area, bbox, "
-            "source, predicted_iou, stability_score, weights_id, params_key, extra, created, "
-            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rec.id, self._category_id(c, category), json.dumps(dict(prompts or {})),
-             json.dumps(list(strokes or [])), rle, area, bbox, source,
-             None if predicted_iou is None else float(predicted_iou),
-             None if stability_score is None else float(stability_score),
-             weights_id, params_key, json.dumps(dict(extra or {})), now, now),
-        )  # fmt: skip
-        return int(cur.lastrowid or 0)
-
-    def object(self, object_id: int) -> ObjectRecord:
-        """One object by id; ``KeyError`` if there is none."""
-        rows = self._read(f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} WHERE o.id = ?",
-                          (int(object_id),))  # fmt: skip
-        if not rows:
-            raise KeyError(f"no object {object_id} in project {str(self.path)!r}")
-        return _object(rows[0])
-
-    def objects(self, image: int | str | ImageRecord) -> list[ObjectRecord]:
-        """The objects of one image, in creation order."""
-        image_id = self.image(image).id
-        rows = self._read(
-            f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} WHERE o.image_id = ? ORDER BY o.id",
-            (image_id,),
-        )
-        return [_object(r) for r in rows]
-
-    def masks(self, image: int | str | ImageRecord) -> np.ndarray:
-        """(N, H, W) bool masks of one image's objects, in :meth:`objects` order."""
-        rec = self.image(image)
-        objs = self.objects(rec)
-        if not objs:
-            return np.zeros((0, rec.height, rec.width), dtype=bool)
-        return np.stack([o.mask for o in objs])
-
-    def update_object(
-        self,
-        object_id: int,
-        *,
-        mask: Any = _UNSET,
-        category: str | None = _UNSET,
-        prompts: Mapping[str, Any] = _UNSET,
-        strokes: list[Any] = _UNSET,
-        source: str = _UNSET,
-        predicted_iou: float | None = _UNSET,
-        revision: int | None = None,
-    ) -> ObjectRecord:
-        """Change the given fields of an object; bumps its revision and ``updated``.
-
-        ``revision``: the revision the caller read; when given and stale, raises
-        :class:`ConflictError` and changes nothing.
-        """
-        old = self.object(object_id)
-        sets: list[str] = []
-        params: list[Any] = []
-        if mask is not _UNSET:
-            rle, area, bbox = self._mask_fields(mask, self.image(old.image_id))
-            sets += ["rle = ?", "area = ?", "bbox = ?"]
-            params += [rle, area, bbox]
-        if prompts is not _UNSET:
-            sets.append("prompts = ?")
-            params.append(json.dumps(dict(prompts)))
-        if strokes is not _UNSET:
-            sets.append("strokes = ?")
-            params.append(json.dumps(list(strokes)))
-        if source is not _UNSET:
-            if source not in SOURCES:
-                raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-            sets.append("source = ?")
-            params.append(source)
-        if predicted_iou is not _UNSET:
-            sets.append("predicted_iou = ?")
-            params.append(None if predicted_iou is None else float(predicted_iou))
-        with self._write() as c:
-            if category is not _UNSET:
-                sets.append("category_id = ?")
-                params.append(self._category_id(c, category))
-            sql = "UPDATE objects SET " + ", ".join([*sets, "revision = revision + 1",
-                                                     "updated = ?"]) + " WHERE id = ?"  # fmt: skip
-            params += [time.time(), old.id]
-            if revision is not None:
-                sql += " AND revision = ?"
-                params.append(int(revision))
-            if c.execute(sql, params).rowcount != 1:
-                raise ConflictError(
-                    f"object {old.id} was changed or deleted by someone else since revision "
-                    f"{revision}: re-read it"
-                )
-        return self.object(old.id)
-
-    def delete_object(self, object_id: int, revision: int | None = None) -> None:
-        """Delete an object (``ConflictError`` when ``revision`` is given and stale)."""
-        sql, params = "DELETE FROM objects WHERE id = ?", [int(object_id)]
-        if revision is not None:
-            sql += " AND revision = ?"
-            params.append(int(revision))
-        with self._write() as c:
-            if c.execute(sql, params).rowcount != 1:
-                if revision is None:
-                    raise KeyError(f"no object {object_id} in project {str(self.path)!r}")
-                raise ConflictError(f"object {object_id} changed since revision {revision}")
-
-    # ------------------------------------------------------------------ automatic results
-
-    def has_automatic(
-        self, image: int | str | ImageRecord, weights_id: str, params_key: str
-    ) -> bool:
-        """Whether :meth:`put_automatic` already stored results for this key."""
-        rows = self._read(
-            "SELECT 1 FROM automatic_runs WHERE image_id = ? AND weights_id = ? AND params_key = ?",
-            (self.image(image).id, weights_id, params_key),
-        )
-        return bool(rows)
-
-    def put_automatic(
-        self,
-        image: int | str | ImageRecord,
-        weights_id: str,
-        params_key: str,
-        records: Iterable[Mapping[str, Any]],
-        category: str | None = None,
-    ) -> list[int]:
-        """Store automatic-mask-generator records (source ``"automatic"``) for one image.
-
-        ``records``: dicts with ``segmentation`` (bool array or COCO RLE) and optionally
-        ``predicted_iou``, ``stability_score``, ``point_coords``, ``crop_box``. Replaces, in
-        one transaction, the automatic objects of the same (image, weights_id, params_key),
-        so repeating a call leaves one copy. Returns the new object ids in record order.
-        """
-        if not isinstance(weights_id, str) or not isinstance(params_key, str):
-            raise TypeError("weights_id and params_key must be str")
-        rec = self.image(image)
-        items = list(records)
-        for k, r in enumerate(items):
-            if not isinstance(r, Mapping) or "segmentation" not in r:
-                raise ValueError(f"records[{k}] must be a dict with a 'segmentation'")
-        ids = []
-        with self._write() as c:
-            c.execute(
-                "DELETE FROM objects WHERE image_id = ? AND source = 'automatic' AND "
-                "weights_id = ? AND params_key = ?",
-                (rec.id, weights_id, params_key),
-            )
-            for r in items:
-                extra = {k: r[k] for k in ("point_coords", "crop_box") if k in r}
-                ids.append(self._insert(c, rec, r["segmentation"], category, None, None,
-                                        "automatic", r.get("predicted_iou"),
-                                        r.get("stability_score"), weights_id, params_key,
-                                        json.loads(json.dumps(extra))))  # fmt: skip
-            c.execute(
-                "INSERT INTO automatic_runs (image_id, weights_id, params_key, count, created) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(image_id, weights_id, params_key) DO UPDATE "
-                "SET count = excluded.count, created = excluded.created",
-                (rec.id, weights_id, params_key, len(items), time.time()),
-            )
-        return ids
 
     # --------------------------------------------------------------------------- summary
 
