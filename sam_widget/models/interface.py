@@ -2,7 +2,9 @@
 ``models/`` (predictor, automatic masks, widget, annotator, batch, fine-tuning, explain) uses.
 
 A family (``models/sam`` for SAM and MobileSAM, ``models/sam2`` for SAM 2 / 2.1) is one
-folder plus one registration in :mod:`sam_widget.models.registry`. Code outside ``models/``
+folder whose ``__init__`` registers it in :mod:`sam_widget.models.registry`
+(``register_family(name, build=..., detect=...)`` and one ``register_model`` per variant;
+the registry imports every package under ``models/`` on first use). Code outside ``models/``
 never imports a family's modules and never reads a family's submodules or private methods;
 it calls only what is written here.
 
@@ -31,7 +33,7 @@ __all__ = ["ImageGeometry", "SegmentModel"]
 class ImageGeometry(Protocol):
     """How a family maps images, prompts and masks between the frames above.
 
-    SAM's is :class:`sam_widget.engine.transforms.ResizeLongestSide` (the published
+    SAM's is :class:`sam_widget.models.geometry.ResizeLongestSide` (the published
     ``SamPredictor.transform``); SAM 2's resizes to a square. Numpy methods take single
     images or arrays of prompts, ``*_torch`` methods batched tensors.
     """
@@ -101,7 +103,15 @@ class SegmentModel(Protocol):
       The family's own single-mask rule applies when ``multimask`` is False.
     - ``decode_points(ctx, coords, multimask)``: many single-point prompts at once
       (automatic masks): ``coords`` B x 2 input frame, label 1 each, no mask input. Same
-      results as ``decode`` up to float rounding; may use a faster exact path.
+      results as ``decode`` up to float rounding; may use a faster exact path. A family may
+      also take the keyword-only hints ``iou_thresh`` (prompts whose best IoU prediction is
+      not above it may get zero logits), ``out`` (a B x C x 256 x 256 buffer to write the
+      logits into) and ``extent`` ((rows, cols) of logits needed from the top left); it then
+      sets ``decode_points_hints = True`` (the automatic mask generator's fast path).
+
+    Optional: ``encoder_blocks()`` -> the encoder's modules in the order they run; the
+    predictor reports encoding progress as each one finishes (without it, only at the end).
+    ``config``: the family's frozen config of the variant (from the registry).
     """
 
     family: str
