@@ -84,6 +84,7 @@ def test_every_variant_builds_with_its_own_key_layout(name: str) -> None:
     assert embed.shape[0] == 1 and embed.dim() == 4
     assert (4 * embed.shape[-2], 4 * embed.shape[-1]) == tuple(model.low_res_size)
     assert all(f.shape[0] == 1 for f in features.values())
+    assert {k: tuple(v.shape) for k, v in features.items()} == dict(model.feature_shapes)
 
 
 _SMALL = [

@@ -94,6 +94,8 @@ class SegmentModel(Protocol):
       input_size``; the family normalises and pads) -> features, a mapping of named
       tensors with batch dim 1. ``"image_embed"`` (1 x C x 64 x 64) is always there; SAM 2
       adds its high-resolution maps. Features are what the embedding cache stores.
+      ``feature_shapes``: name -> shape of every feature ``encode`` returns (float32), so
+      that stored features are checked before they are read.
     - ``prepare(features) -> context``: per-image precomputation shared by all prompts of
       that image (opaque to callers; valid only for this model).
     - ``decode(ctx, coords, labels, boxes, mask_input, multimask)``: ``coords`` B x N x 2
@@ -130,6 +132,9 @@ class SegmentModel(Protocol):
 
     @property
     def geometry(self) -> ImageGeometry: ...
+
+    @property
+    def feature_shapes(self) -> Mapping[str, tuple[int, ...]]: ...
 
     def encode(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]: ...
 

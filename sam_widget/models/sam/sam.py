@@ -115,6 +115,12 @@ class Sam(nn.Module):
         return geometry
 
     @property
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        """What ``encode`` returns: ``{"image_embed": (1, 256, 64, 64)}``."""
+        h, w = self.prompt_encoder.image_embedding_size
+        return {"image_embed": (1, int(self.prompt_encoder.embed_dim), int(h), int(w))}
+
+    @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
