@@ -129,12 +129,9 @@ def cache_dir() -> Path:
 
 
 def _known_variants() -> frozenset[str]:
-    names = set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS
-    try:  # config.VARIANTS is the package-wide list (docs/ARCHITECTURE.md)
-        from ..models.sam.config import VARIANTS
-    except ImportError:
-        return frozenset(names)
-    return frozenset(names | set(VARIANTS))
+    from ..models.registry import list_models  # every registered variant of every family
+
+    return frozenset(set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS | set(list_models()))
 
 
 def resolve_checkpoint(
