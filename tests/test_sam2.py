@@ -87,6 +87,7 @@ def _check(ours: tuple[torch.Tensor, ...], ref: tuple[np.ndarray, ...]) -> None:
 def test_image_features_match(pair: dict[str, Any]) -> None:
     ref = pair["ref"]._features
     ours = pair["features"]
+    assert {k: tuple(v.shape) for k, v in ours.items()} == pair["ours"].feature_shapes
     assert ours["image_embed"].shape == (1, 256, 64, 64)
     assert rel_err(ours["image_embed"], ref["image_embed"]) < TOL
     assert rel_err(ours["high_res_s0"], ref["high_res_feats"][0]) < TOL

@@ -132,6 +132,16 @@ class Sam2(nn.Module):
         return self.pixel_mean.device
 
     @property
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every feature :meth:`encode` returns (float32)."""
+        d, grid = self.config.d_model, self.config.image_embedding_size
+        return {
+            "image_embed": (1, d, grid, grid),
+            "high_res_s0": (1, d // 8, 4 * grid, 4 * grid),
+            "high_res_s1": (1, d // 4, 2 * grid, 2 * grid),
+        }
+
+    @property
     def weights_id(self) -> str:
         """Stable hex digest (BLAKE2b-128) of the variant name and every state-dict tensor;
         recomputed after the weights change (in-place edits, loading, replacement)."""
