@@ -25,6 +25,7 @@ import numpy as np
 from ..data import exports
 from ..data.store import ImageRecord, ObjectRecord, Project
 from .prefetch import Prefetcher
+from .proposals import Proposer, show_overlay, stored_fields
 from .sources import list_images
 from .sync import StoreSync
 
@@ -138,6 +139,9 @@ class SamAnnotator:
                                   report=self._report,
                                   weights_id=str(predictor.model.weights_id))  # fmt: skip
             self.widget.observe(self._edited, names="objects")
+            self._proposals: list[dict[str, Any]] = []
+            self.proposal_progress = 0.0
+            self._proposer = Proposer(self._prefetch_predictor, self._proposal_progress)
             self._prefetch: Prefetcher | None = None
             if prefetch:
                 self._prefetch = Prefetcher(
@@ -197,6 +201,8 @@ class SamAnnotator:
                 rgb = np.zeros((rec.height, rec.width, 3), np.uint8)
                 self._report(f"{rec.path}: the image file is missing ({path}).")
         self._add_time()
+        self._proposer.cancel()
+        self._proposals = []
         self._index = i
         self.sync.suspend()
         self.widget.set_image(rgb)
@@ -312,7 +318,7 @@ class SamAnnotator:
     # ---------------------------------------------------------------------- prefetch
 
     def _busy(self) -> bool:
-        return str(self.widget.status) != "ready"
+        return str(self.widget.status) != "ready" or self._proposer.running
 
     def _prefetch_load(self, image_id: int) -> np.ndarray:
         from ..engine.images import to_rgb_uint8
@@ -326,6 +332,74 @@ class SamAnnotator:
     def wait_prefetch(self, timeout: float | None = None) -> bool:
         """Block until the background encoding of the neighbours is finished."""
         return self._prefetch is None or self._prefetch.wait_idle(timeout)
+
+    # ----------------------------------------------------------------------- proposals
+
+    def propose(self, iou_threshold: float = 0.5, **params: Any) -> Any:
+        """Run the automatic mask generator (``params``: its options) on the current image in
+        the background and offer the masks that overlap no existing object (IoU at most
+        ``iou_threshold``); returns a ``Future`` of them, also in :attr:`proposals`."""
+        self.sync.flush()
+        index, existing = self._index, self.masks()
+        future = self._proposer.start(self.widget.image, existing, iou_threshold, params)
+
+        def done(f: Any) -> None:
+            if f.cancelled() or f.exception() is not None or self._index != index:
+                return
+            self._proposals = list(f.result())
+            show_overlay(self.widget, self._proposals)
+            self._refresh()
+
+        future.add_done_callback(done)
+        return future
+
+    def _proposal_progress(self, fraction: float) -> None:
+        self.proposal_progress = fraction
+
+    @property
+    def proposals(self) -> list[dict[str, Any]]:
+        """The current image's open proposals (generator records, best first)."""
+        return list(self._proposals)
+
+    def accept(self, which: int | list[int]) -> list[ObjectRecord]:
+        """Make proposals (indices into :attr:`proposals`) objects with source "assisted"
+        and the proposal's mask; the rest stay proposed. Returns the new records."""
+        picks = [which] if isinstance(which, (int, np.integer)) else list(which)
+        n = len(self._proposals)
+        for k in picks:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
+                raise ValueError(f"proposal indices must be in 0..{n - 1}, got {k!r}")
+        if not self.sync.writable:
+            raise ValueError("this image changed on disk: its objects cannot be edited")
+        rec = self._images[self._index]
+        added = [self.project.add_object(rec, self._proposals[k]["segmentation"],
+                                         category=self.category,
+                                         **stored_fields(self._proposals[k]))
+                 for k in picks]  # fmt: skip
+        self._proposals = [p for k, p in enumerate(self._proposals) if k not in set(picks)]
+        self._reload()
+        return added
+
+    def accept_all(self, min_iou: float = 0.0) -> list[ObjectRecord]:
+        """Accept every proposal whose predicted IoU is at least ``min_iou``."""
+        good = [k for k, p in enumerate(self._proposals)
+                if float(p.get("predicted_iou", 0.0)) >= min_iou]  # fmt: skip
+        return self.accept(good) if good else []
+
+    def reject(self) -> None:
+        """Drop the open proposals (and a run in progress)."""
+        self._proposer.cancel()
+        self._proposals = []
+        show_overlay(self.widget, [])
+        self._refresh()
+
+    def _reload(self) -> None:
+        """Show the current image's stored objects again (after the store changed)."""
+        rec = self._images[self._index]
+        self.sync.suspend()
+        self.sync.load(rec, self.project.objects(rec), True)
+        show_overlay(self.widget, self._proposals)
+        self._refresh()
 
     # -------------------------------------------------------------------------- output
 
@@ -379,6 +453,7 @@ class SamAnnotator:
     def close(self) -> None:
         """Save the time spent, stop the background threads and close the project."""
         self._add_time()
+        self._proposer.cancel()
         if self._prefetch is not None:
             self._prefetch.close()
         self.sync.close()

@@ -3,7 +3,8 @@
 Layout (all standard ipywidgets, so it renders wherever ipywidgets do)::
 
     [< Prev] [Next >] [jump: __] [Go] [Done (d)]  "3 of 10 done · image 4 / 10: a.png"
-    category: [cell v]                             [x] unfinished only
+    category: [cell v] [Propose] accept >= [0.8] [Accept] [Reject]  "5 proposal(s)"
+                                                   [x] unfinished only
     +------------------------------+  +--------------------------+
     |          SamWidget           |  | 1  done      2 obj a.png |
     |                              |  | 2  ...                   |
@@ -47,6 +48,13 @@ class NavigatorView:
         self.go = b(description="Go", layout=widgets.Layout(width="4em"))
         self.progress = widgets.HTML()
         self.category = widgets.Dropdown(description="category")
+        self.propose = b(description="Propose", tooltip="automatic masks not overlapping objects")
+        self.min_iou = widgets.BoundedFloatText(value=0.8, min=0.0, max=1.0, step=0.05,
+                                                description="accept ≥",
+                                                layout=widgets.Layout(width="11em"))  # fmt: skip
+        self.accept = b(description="Accept", tooltip="accept proposals with this predicted IoU")
+        self.reject = b(description="Reject", tooltip="drop the proposals")
+        self.proposal_info = widgets.HTML()
         self.unfinished = widgets.Checkbox(value=False, description="unfinished only")
         self.list = widgets.Select(rows=14, layout=widgets.Layout(width="22em"))
         self.message = widgets.HTML()
@@ -55,13 +63,20 @@ class NavigatorView:
         self.next.on_click(lambda _b: self._safely(annotator.next))
         self.done.on_click(lambda _b: self._safely(self._done_next))
         self.go.on_click(lambda _b: self._safely(lambda: annotator.goto(self.jump.value - 1)))
+        self.propose.on_click(lambda _b: self._safely(self._propose))
+        self.accept.on_click(
+            lambda _b: self._safely(lambda: annotator.accept_all(self.min_iou.value))
+        )
+        self.reject.on_click(lambda _b: self._safely(annotator.reject))
         self.category.observe(self._category_picked, names="value")
         self.unfinished.observe(lambda _c: self.refresh(full=True), names="value")
         self.list.observe(self._picked, names="value")
         top = widgets.HBox([self.prev, self.next, self.jump, self.go, self.done, self.progress])
         side = widgets.VBox([self.unfinished, self.list])
+        tools = widgets.HBox([self.category, self.propose, self.min_iou, self.accept,
+                              self.reject, self.proposal_info])  # fmt: skip
         self.box = widgets.VBox(
-            [top, self.category, widgets.HBox([annotator.widget, side]), self.message, self.keys]
+            [top, tools, widgets.HBox([annotator.widget, side]), self.message, self.keys]
         )
         self.box.add_class("sam-annotator")
         self.refresh(full=True)
@@ -77,6 +92,10 @@ class NavigatorView:
     def _done_next(self) -> None:
         self.a.mark_done()
         self.a.next()
+
+    def _propose(self) -> None:
+        self.proposal_info.value = "proposing…"
+        self.a.propose()
 
     def _key(self, key: str) -> None:
         if key == "n":
@@ -137,12 +156,15 @@ class NavigatorView:
             self.category.value = self.a.category
             if not flag:
                 self.message.value = ""
+            n_prop = len(self.a.proposals)
+            self.proposal_info.value = f"{n_prop} proposal(s)" if n_prop else ""
         finally:
             self._updating = False
 
     def close(self) -> None:
         self.keys.close()
         for w in (self.prev, self.next, self.done, self.jump, self.go, self.progress,
-                  self.category, self.unfinished, self.list, self.message):  # fmt: skip
+                  self.category, self.propose, self.min_iou, self.accept, self.reject,
+                  self.proposal_info, self.unfinished, self.list, self.message):  # fmt: skip
             w.close()
         self.box.close()
