@@ -6,15 +6,24 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["SamAutomaticMaskGenerator", "SamPredictor", "SamWidget", "build_sam", "__version__"]
+__all__ = [
+    "SamAnnotator",
+    "SamAutomaticMaskGenerator",
+    "SamPredictor",
+    "SamWidget",
+    "build_sam",
+    "__version__",
+]
 
 if TYPE_CHECKING:
+    from .annotator import SamAnnotator
     from .engine.amg import SamAutomaticMaskGenerator
     from .engine.predictor import SamPredictor
     from .models.build import build_sam
     from .widget.widget import SamWidget
 
 _LAZY = {
+    "SamAnnotator": ".annotator",
     "build_sam": ".models.build",
     "SamPredictor": ".engine.predictor",
     "SamAutomaticMaskGenerator": ".engine.amg",
