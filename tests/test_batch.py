@@ -4,6 +4,9 @@ The Dask cluster, the killed worker and the interrupted driver are in test_batch
 the command line in test_batch_cli.py.
 """
 
+# Fixtures are imported from test_batch_fixtures and used as test arguments.
+# ruff: noqa: F401, F811
+
 from __future__ import annotations
 
 import json
@@ -16,12 +19,12 @@ from PIL import Image
 from test_batch_fixtures import (
     PARAMS,
     assert_out_matches,
-    dataset,  # noqa: F401 (fixture)
+    dataset,
     make_image,
     read_out,
-    reference,  # noqa: F401 (fixture)
+    reference,
     single_threaded,
-    tiny_weights_id,  # noqa: F401 (fixture)
+    tiny_weights_id,
     untrained_tiny,
 )
 
@@ -46,7 +49,7 @@ def run(images, out, **kwargs):
         )
 
 
-def test_records_equal_the_generator_and_rerun_skips(dataset, reference, tiny_weights_id, tmp_path):  # noqa: F811
+def test_records_equal_the_generator_and_rerun_skips(dataset, reference, tiny_weights_id, tmp_path):
     out = tmp_path / "out"
     s1 = run(dataset[0].parent, out)
     assert (s1.done, s1.skipped, s1.failed) == (len(dataset), 0, [])
@@ -65,7 +68,7 @@ def test_records_equal_the_generator_and_rerun_skips(dataset, reference, tiny_we
     assert summary["skipped"] == len(dataset) and summary["pretrained"] is False
 
 
-def test_changed_image_or_parameters_are_redone(dataset, tmp_path):  # noqa: F811
+def test_changed_image_or_parameters_are_redone(dataset, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     for p in dataset[:3]:
@@ -81,7 +84,7 @@ def test_changed_image_or_parameters_are_redone(dataset, tmp_path):  # noqa: F81
     assert {d["sam_widget"]["params"]["points_per_side"] for d in read_out(out).values()} == {1}
 
 
-def test_bad_images_are_recorded_as_failed_and_the_run_goes_on(dataset, reference, tmp_path):  # noqa: F811
+def test_bad_images_are_recorded_as_failed_and_the_run_goes_on(dataset, reference, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     good = data / dataset[0].name
@@ -127,7 +130,7 @@ def test_generator_params_are_canonical_and_checked() -> None:
     assert len(keys) == 8
 
 
-def test_bad_arguments_are_refused(tmp_path, dataset) -> None:  # noqa: F811
+def test_bad_arguments_are_refused(tmp_path, dataset) -> None:
     with pytest.raises(ValueError, match="out="):
         auto_annotate(dataset)
     with pytest.raises(TypeError, match="model"):
@@ -166,7 +169,7 @@ def _empty(tmp_path: Path) -> Path:
     return folder
 
 
-def test_embed_fills_the_cache_a_predictor_reads(dataset, tmp_path) -> None:  # noqa: F811
+def test_embed_fills_the_cache_a_predictor_reads(dataset, tmp_path) -> None:
     cache_dir = tmp_path / "cache"
     images = dataset[:3]
     with single_threaded():
