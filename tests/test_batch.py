@@ -31,6 +31,8 @@ from test_batch_fixtures import (
 from sam_widget.batch import auto_annotate, embed
 from sam_widget.batch.inputs import collect_images
 from sam_widget.batch.keys import generator_params, params_key, result_key
+from sam_widget.data.store import Project
+from sam_widget.engine.amg.rle import rle_to_mask
 from sam_widget.engine.embedding_cache import EmbeddingCache, embedding_key
 from sam_widget.engine.predictor import SamPredictor
 
@@ -208,3 +210,85 @@ def test_embed_fills_the_cache_a_predictor_reads(dataset, tmp_path) -> None:
         log=lambda _: None,
     )
     assert (s2.done, s2.skipped, len(s2.failed)) == (0, 3, 1)
+
+
+def test_project_gets_automatic_records_once(dataset, reference, tiny_weights_id, tmp_path):
+    images = dataset[:3]
+    project_file = tmp_path / "labels.sqlite"
+    out = tmp_path / "out"
+    with single_threaded():
+        s = auto_annotate(
+            images,
+            project=project_file,
+            out=out,
+            model="tiny",
+            pretrained=False,
+            client="threads",
+            progress=False,
+            log=lambda _: None,
+            **PARAMS,
+        )
+    assert (s.done, s.failed) == (3, [])
+    assert s.outputs == {"out": str(out), "project": str(project_file)}
+
+    def check() -> int:
+        with Project.open(project_file, readonly=True) as p:
+            assert p.integrity_check() == "ok"
+            recs = p.images()
+            assert sorted(Path(p.resolve(r)).name for r in recs) == sorted(x.name for x in images)
+            total = 0
+            for rec in recs:
+                want = reference[Path(p.resolve(rec)).name]
+                got = p.objects(rec.id)
+                assert [o.source for o in got] == ["automatic"] * len(want)
+                assert {o.weights_id for o in got} == {tiny_weights_id}
+                for o, w in zip(got, want, strict=True):
+                    assert np.array_equal(o.mask, rle_to_mask(w["segmentation"]))
+                    assert o.predicted_iou == w["predicted_iou"]
+                    assert o.stability_score == w["stability_score"]
+                    assert o.extra["point_coords"] == w["point_coords"]
+                total += len(got)
+            assert p.get_state("batch_summary")["total"] == 3
+            return total
+
+    count = check()
+    # Both outputs done: nothing to do. The folder lost: redone, the project keeps one copy.
+    again = auto_annotate(
+        images,
+        project=project_file,
+        out=out,
+        model="tiny",
+        pretrained=False,
+        client="threads",
+        progress=False,
+        log=lambda _: None,
+        **PARAMS,
+    )
+    assert (again.done, again.skipped) == (0, 3)
+    shutil.rmtree(out)
+    with single_threaded():
+        redo = auto_annotate(
+            images,
+            project=project_file,
+            out=out,
+            model="tiny",
+            pretrained=False,
+            client="threads",
+            progress=False,
+            log=lambda _: None,
+            **PARAMS,
+        )
+    assert (redo.done, redo.skipped) == (3, 0)
+    assert check() == count
+    # The project alone is enough to resume a project-only run.
+    only = auto_annotate(
+        images,
+        project=project_file,
+        model="tiny",
+        pretrained=False,
+        client="threads",
+        progress=False,
+        log=lambda _: None,
+        **PARAMS,
+    )
+    assert (only.done, only.skipped) == (0, 3)

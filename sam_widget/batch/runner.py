@@ -109,78 +109,100 @@ def auto_annotate(
     summary = BatchSummary("auto", len(items), params_key=pkey)
     for sink in sinks:
         summary.outputs[sink.label] = sink.location
-    executor = open_executor(client, workers=workers, dashboard_address=dashboard_address, log=log)
-    bar: ProgressBar | None = None
+    executor = None
     try:
+        executor = open_executor(
+            client, workers=workers, dashboard_address=dashboard_address, log=log
+        )
         summary.executor = executor.description
-        probe = executor.run(probe_task, spec, params, pkey)
-        _describe_model(summary, probe, log)
-        wid = summary.weights_id
+        _describe_model(summary, executor.run(probe_task, spec, params, pkey), log)
+        for sink in sinks:
+            sink.start(summary.weights_id, pkey)
         meta = {
             "model": spec.variant,
-            "weights_id": wid,
+            "weights_id": summary.weights_id,
             "pretrained": summary.pretrained,
             "params_key": pkey,
             "params": params,
         }
-        bar = ProgressBar(len(items), "Automatic masks", progress)
+        run = _AutoRun(summary, sinks, ProgressBar(len(items), "Automatic masks", progress))
+        jobs = run.jobs(items, (spec, params, pkey, limits))
+        run.collect(executor.map_unordered(annotate_task, jobs), meta)
+    finally:
+        if executor is not None:
+            executor.close()
+        for sink in sinks:
+            sink.finish(summary)
+    return summary
+
+
+class _AutoRun:
+    """The driver's side of one ``auto_annotate`` run: skip, submit, store, count."""
+
+    def __init__(self, summary: BatchSummary, sinks: list[Any], bar: ProgressBar) -> None:
+        self.summary = summary
+        self.sinks = sinks
+        self.bar = bar
+
+    def fail(self, item: ImageItem, reason: str) -> None:
+        self.summary.failed.append(Failure(item.name, str(item.path), reason))
+        for sink in self.sinks:
+            sink.write_failed(item, reason)
+        self.bar.update("failed")
+
+    def jobs(
+        self, items: list[ImageItem], settings: tuple[Any, ...]
+    ) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """Tasks for the images not done yet (hashed here, lazily, as tasks are taken)."""
+        wid, pkey = self.summary.weights_id, self.summary.params_key
+        for item in items:
+            try:
+                sha = file_sha256(item.path)
+            except FileNotFoundError:
+                self.fail(item, f"no such file: {item.path}")
+                continue
+            except OSError as err:
+                self.fail(item, f"cannot read the file: {err}")
+                continue
+            key = result_key(sha, wid, pkey)
+            if all(sink.is_done(item, sha, key) for sink in self.sinks):
+                self.summary.skipped += 1
+                self.bar.update("skipped")
+                continue
+            yield (item, key), (str(item.path), sha, *settings)
+
+    def collect(self, results: Iterator[tuple[Any, Any]], meta: dict[str, Any]) -> None:
+        """Store each result as it arrives; a failure is recorded and the run goes on."""
+        summary = self.summary
         started = time.perf_counter()
-
-        def fail(item: ImageItem, reason: str) -> None:
-            summary.failed.append(Failure(item.name, str(item.path), reason))
-            for sink in sinks:
-                sink.write_failed(item, reason)
-            assert bar is not None
-            bar.update("failed")
-
-        def jobs() -> Iterator[tuple[Any, tuple[Any, ...]]]:
-            assert bar is not None
-            for item in items:
-                try:
-                    sha = file_sha256(item.path)
-                except FileNotFoundError:
-                    fail(item, f"no such file: {item.path}")
-                    continue
-                except OSError as err:
-                    fail(item, f"cannot read the file: {err}")
-                    continue
-                key = result_key(sha, wid, pkey)
-                if all(sink.is_done(item, sha, key) for sink in sinks):
-                    summary.skipped += 1
-                    bar.update("skipped")
-                    continue
-                args = (str(item.path), sha, spec, params, pkey, limits)
-                yield (item, key), args
-
         try:
-            for (item, key), result in executor.map_unordered(annotate_task, jobs()):
+            for (item, key), result in results:
                 _record_peak(summary, result)
                 reason = _task_failure(result)
-                if reason is None and result["weights_id"] != wid:
+                if reason is None and result["weights_id"] != summary.weights_id:
                     reason = (
                         f"the worker's model differs (weights {result['weights_id'][:12]}, "
-                        f"expected {wid[:12]}): do all workers see the same checkpoint?"
+                        f"expected {summary.weights_id[:12]}): do all workers see the same "
+                        "checkpoint?"
                     )
+                if reason is None:
+                    try:
+                        for sink in self.sinks:
+                            sink.write_done(item, key, result, meta)
+                    except (OSError, RuntimeError, ValueError) as err:
+                        reason = f"could not store the result: {err}"
                 if reason is not None:
-                    fail(item, reason)
+                    self.fail(item, reason)
                     continue
-                for sink in sinks:
-                    sink.write_done(item, key, result, meta)
                 summary.done += 1
                 summary.masks += len(result["records"])
-                bar.update("done")
+                self.bar.update("done")
         except KeyboardInterrupt:
             summary.interrupted = True
             raise BatchInterrupted(summary) from None
         finally:
             summary.seconds = time.perf_counter() - started
-    finally:
-        if bar is not None:
-            bar.close()
-        executor.close()
-        for sink in sinks:
-            sink.finish(summary)
-    return summary
+            self.bar.close()
 
 
 def _describe_model(summary: BatchSummary, probe: dict[str, Any], log: Log) -> None:
@@ -197,6 +219,9 @@ class _OutSink:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.out = OutDir(folder)
         self.location = str(self.out.folder)
+
+    def start(self, weights_id: str, params_key: str) -> None:
+        pass
 
     def is_done(self, item: ImageItem, sha: str, key: str) -> bool:
         return self.out.is_done(item, key)
