@@ -205,8 +205,10 @@ def build_sam(
         from ..engine import checkpoints
 
         path = checkpoints.resolve_checkpoint(variant, checkpoint)
-        state = checkpoints.load_state_dict(path)
+        state, meta = checkpoints.load_checkpoint(path)
         found = detect_variant(state)
+        if found is None and meta is not None and isinstance(meta.get("variant"), str):
+            found = meta["variant"]
         if found is not None and found != variant:
             raise ValueError(
                 f"checkpoint {path} holds weights of variant {found!r}, but variant "
@@ -214,7 +216,10 @@ def build_sam(
                 f"{variant!r} checkpoint"
             )
         model = _model_from_state(config, state, str(path))
-        model.pretrained = config.has_official_weights
+        # A fine-tuned checkpoint records whether its base was trained: fine-tuning random
+        # weights still gives an untrained model (sam_widget.finetune metadata).
+        base_trained = meta is None or meta.get("pretrained") is not False
+        model.pretrained = config.has_official_weights and base_trained
     else:
         if config.has_official_weights:
             warnings.warn(
