@@ -6,9 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["SamAutomaticMaskGenerator", "SamPredictor", "SamWidget", "build_sam", "__version__"]
+__all__ = [
+    "SamAutomaticMaskGenerator",
+    "SamPredictor",
+    "SamWidget",
+    "__version__",
+    "build_sam",
+    "sam_model_registry",
+]
 
 if TYPE_CHECKING:
+    from .compat import sam_model_registry
     from .engine.amg import SamAutomaticMaskGenerator
     from .engine.predictor import SamPredictor
     from .models.build import build_sam
@@ -19,6 +27,7 @@ _LAZY = {
     "SamPredictor": ".engine.predictor",
     "SamAutomaticMaskGenerator": ".engine.amg",
     "SamWidget": ".widget.widget",
+    "sam_model_registry": ".compat",
 }
 
 
