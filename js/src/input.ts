@@ -80,6 +80,7 @@ function apply(v: SamView, r: GestureResult): void {
     case "box": {
       v.rubber = null;
       v.refresh("markers");
+      if (v.failed()) break; // no model: a box would never get a mask
       const [ax, ay] = clampToImage(v.view, ...screenToImage(v.view, rect, r.x0, r.y0));
       const [bx, by] = clampToImage(v.view, ...screenToImage(v.view, rect, r.x1, r.y1));
       if (Math.abs(bx - ax) < 1 || Math.abs(by - ay) < 1) break; // degenerate (off the image)
@@ -88,10 +89,15 @@ function apply(v: SamView, r: GestureResult): void {
     }
     case "point": {
       const [x, y] = screenToImage(v.view, rect, r.x, r.y);
-      if (!insideImage(v.view, x, y)) break;
-      const label = r.label === 1 ? v.layers.everythingLabelAt(v.view, x, y) : 0;
-      if (label > 0) v.send({ type: "keep", index: label - 1 });
-      else v.commit({ type: "addPoint", x, y, label: r.label });
+      if (!insideImage(v.view, x, y) || v.failed()) break;
+      if (v.mode === "keep") {
+        // Keep mode (visible in the toolbar and the status line): a left click on a
+        // segment-everything mask makes it an object; elsewhere nothing happens.
+        const label = r.label === 1 ? v.layers.everythingLabelAt(v.view, x, y) : 0;
+        if (label > 0) v.send({ type: "keep", index: label - 1 });
+        break;
+      }
+      v.commit({ type: "addPoint", x, y, label: r.label });
       break;
     }
     case "pan": {
@@ -114,11 +120,12 @@ function hoverAt(v: SamView, e: PointerEvent): void {
   if (e.pointerType === "touch") return;
   const [x, y] = screenToImage(v.view, v.dom.stage.getBoundingClientRect(), e.clientX, e.clientY);
   if (v.layers.everything) {
-    v.setEverythingHover(v.layers.everythingLabelAt(v.view, x, y));
+    // Highlight the mask a click would keep (keep mode only); no previews over the masks.
+    v.setEverythingHover(v.mode === "keep" ? v.layers.everythingLabelAt(v.view, x, y) : 0);
     return;
   }
   const status = String(v.model.get("status") ?? "");
-  if (!v.model.get("hover") || BUSY.has(status) || !insideImage(v.view, x, y)) {
+  if (!v.model.get("hover") || BUSY.has(status) || v.failed() || v.mode === "keep" || !insideImage(v.view, x, y)) {
     v.clearHover();
     return;
   }
@@ -232,8 +239,10 @@ function bindControls(v: SamView): void {
       case "negative":
       case "box":
       case "pan":
-        v.mode = action;
-        v.updatePanels();
+        v.setMode(action);
+        break;
+      case "keep":
+        v.setMode(v.mode === "keep" ? "positive" : "keep");
         break;
       case "new-object":
         return runCommand(v, "newObject");

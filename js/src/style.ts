@@ -80,5 +80,9 @@ export const CSS = `
   color: var(--sam-error); border: 1px solid var(--sam-error);
 }
 .sam-widget .sam-error button { margin-left: auto; min-height: 20px; padding: 0 6px; }
+.sam-widget .sam-status-note { color: var(--sam-fg); }
+.sam-widget .sam-status-note:empty { display: none; }
+/* Controls that apply only sometimes keep their place: invisible, never display:none. */
+.sam-widget .sam-reserved:not(.sam-shown) { visibility: hidden; }
 .sam-widget [hidden] { display: none !important; }
 `;
