@@ -130,7 +130,12 @@ export class SamView {
       this.committing = false;
     }
     this.model.save_changes();
-    if (changed) this.emit("sam-prompt", { objectId: changed.id, seq: changed.seq, time: performance.now() });
+    if (changed) {
+      // The click's mask comes first: no hover request until it is drawn (or 1 s passed).
+      this.throttle.clear();
+      this.throttle.hold(1000);
+      this.emit("sam-prompt", { objectId: changed.id, seq: changed.seq, time: performance.now() });
+    }
     this.layers.prune(this.state);
     this.refresh("overlay", "hover", "markers");
     this.updatePanels();
@@ -214,6 +219,7 @@ export class SamView {
         this.drawNow("overlay");
         this.dom.root.dataset.drawnSeq = `${msg.object_id}:${msg.seq}`;
         this.emit("sam-drawn", { kind: "mask", objectId: msg.object_id, seq: msg.seq, time: performance.now() });
+        if (msg.object_id === this.state.active) this.throttle.release();
         this.updatePanels();
       } else if (msg.type === "hover_mask") {
         const current = this.throttle.reply(msg.seq);

@@ -405,6 +405,31 @@ describe("hover", () => {
     expect(model.sentOfType("hover").slice(-1)[0]).toMatchObject({ x: null });
   });
 
+  it("a click pre-empts hover: the in-flight preview is dropped, none is sent until its mask is drawn", async () => {
+    mount({ hover: true });
+    await flush();
+    const drawn = events("sam-drawn");
+    pointer("pointermove", 150, 55); // hover request 1 in flight
+    // The person clicks where the pointer glided to.
+    pointer("pointermove", 100, 50);
+    click(100, 50);
+    const obj = model.get("objects")[0];
+    const requests = () => model.sentOfType("hover").filter((m) => m.x !== null);
+    expect(requests()).toHaveLength(1);
+    // The old preview arrives after the click: dropped, nothing drawn.
+    model.kernelSend({ type: "hover_mask", image_id: 1, seq: 1, width: 4, height: 2 }, [dv(encodeMask([1, 1, 1, 1, 1, 1, 1, 1], 4, 2))]);
+    pointer("pointermove", 101, 50); // gliding on: held back
+    expect(requests()).toHaveLength(1);
+    model.kernelSend(
+      { type: "mask", image_id: 1, object_id: obj.id, seq: obj.seq, width: 4, height: 2, scores: [0.9], candidate: 0 },
+      [dv(encodeMask([1, 0, 0, 0, 0, 0, 0, 0], 4, 2))],
+    );
+    expect(drawn.map((e) => e.detail.kind)).toEqual(["mask"]);
+    await new Promise((r) => setTimeout(r, 100)); // the throttle's minimum interval
+    expect(requests()).toHaveLength(2); // released: the newest position only
+    expect(requests()[1]).toMatchObject({ x: 102, y: 40 });
+  });
+
   it("does not send hover requests when hover is off", async () => {
     mount({ hover: false });
     await flush();
