@@ -18,6 +18,7 @@ export type ActionName =
   | "clear"
   | "hover"
   | "segment-everything"
+  | "everything-settings"
   | "keep"
   | "hide-everything"
   | "zoom-in"
@@ -81,6 +82,7 @@ const GROUPS: [ActionName, string, string][][] = [
   [
     ["hover", "Hover", "Preview the mask under the pointer"],
     ["segment-everything", "Everything", "Segment everything (then keep masks as objects)"],
+    ["everything-settings", "\u2699", "Segment-everything settings (points per side, thresholds)"],
     ["keep", "Keep", "Keep mode: click a segment-everything mask to make it an object"],
     ["hide-everything", "Hide all", "Hide the segment-everything masks"],
   ],

@@ -261,6 +261,10 @@ function bindControls(v: SamView): void {
       case "segment-everything":
         v.send({ type: "segment_everything" });
         break;
+      case "everything-settings":
+        if (v.settings.el.hidden) v.settings.open();
+        else v.settings.close();
+        break;
       case "hide-everything":
         v.hideEverything();
         break;

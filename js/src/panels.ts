@@ -48,6 +48,7 @@ export function updateToolbar(dom: Dom, t: ToolbarState): void {
   b["delete-object"].disabled = !active;
   b.clear.disabled = !active || !hasPrompts(active);
   b["segment-everything"].disabled = !t.hasImage || t.failed;
+  b["everything-settings"].disabled = t.failed;
   setShown(b.keep, t.everythingShown);
   setPressed(b.keep, t.mode === "keep");
   setShown(b["hide-everything"], t.everythingShown);

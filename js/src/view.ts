@@ -26,6 +26,7 @@ import {
   reduce,
   toTraits,
 } from "./state";
+import { buildSettings } from "./settings";
 import { HoverThrottle } from "./throttle";
 
 export type Layer = "image" | "overlay" | "hover" | "markers";
@@ -44,6 +45,7 @@ export class SamView {
   rubber: [number, number, number, number] | null = null;
   readonly layers = new MaskLayers();
   readonly throttle: HoverThrottle;
+  readonly settings: ReturnType<typeof buildSettings>;
   private image: ImageBitmap | HTMLImageElement | null = null;
   private imageToken = 0;
   private localError = "";
@@ -58,6 +60,15 @@ export class SamView {
     this.model = model;
     this.dom = buildDom();
     el.appendChild(this.dom.root);
+    this.settings = buildSettings({
+      params: () => ({ ...((model.get("everything_params") as Record<string, unknown> | null) ?? {}) }),
+      save: (params) => {
+        model.set("everything_params", params);
+        model.save_changes();
+      },
+      run: () => this.send({ type: "segment_everything" }),
+    });
+    this.dom.root.appendChild(this.settings.el);
     this.disposer.add(() => this.dom.root.remove());
     this.throttle = new HoverThrottle({
       send: (seq, x, y) => this.model.send({ type: "hover", seq, x, y }),

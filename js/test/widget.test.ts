@@ -508,6 +508,30 @@ describe("segment everything", () => {
   });
 });
 
+describe("segment-everything settings popover", () => {
+  it("edits the generator's parameters into everything_params and runs", async () => {
+    mount({ everything_params: { points_per_side: 16 } });
+    await flush();
+    const pop = q(".sam-settings");
+    expect(pop.hidden).toBe(true);
+    q<HTMLButtonElement>('button[data-action="everything-settings"]').click();
+    expect(pop.hidden).toBe(false);
+    const field = (n: string) => q<HTMLInputElement>(`.sam-settings input[data-param="${n}"]`);
+    expect(field("points_per_side").value).toBe("16");
+    expect(field("pred_iou_thresh").value).toBe("0.88");
+    field("pred_iou_thresh").value = "2";
+    q<HTMLFormElement>(".sam-settings form").requestSubmit();
+    expect(q(".sam-settings-error").textContent).toMatch(/pred_iou_thresh/);
+    expect(model.sentOfType("segment_everything")).toHaveLength(0);
+    field("pred_iou_thresh").value = "0.5";
+    q<HTMLFormElement>(".sam-settings form").requestSubmit();
+    expect(model.get("everything_params")).toMatchObject({ points_per_side: 16, pred_iou_thresh: 0.5, stability_score_thresh: 0.95 });
+    expect(model.saves).toBeGreaterThan(0);
+    expect(model.sentOfType("segment_everything")).toHaveLength(1);
+    expect(pop.hidden).toBe(true);
+  });
+});
+
 describe("failed model", () => {
   it("turns the prompt tools off and says what to do", async () => {
     mount({ status: "error", error: "The model could not be loaded: download https://x/mobile_sam.pt ..." });
