@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -14,6 +15,11 @@ __all__ = [
     "build_sam",
     "sam_model_registry",
 ]
+
+# A library logs, the application decides where logs go: without this, Python's last-resort
+# handler prints a background thread's failure (with its traceback) into whichever notebook
+# cell happens to run. The widget shows the failure itself (its error line).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .compat import sam_model_registry
