@@ -5,7 +5,6 @@ selection steps, everything parameters, size options, persistence records, error
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -16,7 +15,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from test_widget import IMG, TIMEOUT, new_widget
 from test_widget import model as model  # noqa: F401  (fixture)
