@@ -268,6 +268,31 @@ def test_coco_json_readable_by_pycocotools(tmp_path) -> None:
         np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), m)
 
 
+def test_coco_categories_default_and_per_mask(tmp_path) -> None:
+    from pycocotools.coco import COCO
+
+    masks = np.random.default_rng(4).random((4, 12, 10)) < 0.5
+    plain = io.to_coco_json(masks)
+    # No categories given: one "object" category, every mask an instance of it.
+    assert plain["categories"] == [{"id": 1, "name": "object"}]
+    assert {a["category_id"] for a in plain["annotations"]} == {1}
+    data = io.to_coco_json(masks, categories=["cat", None, "dog", "cat"])
+    by_name = {c["name"]: c["id"] for c in data["categories"]}
+    assert sorted(by_name) == ["cat", "dog", "object"] and len(set(by_name.values())) == 3
+    got = [a["category_id"] for a in data["annotations"]]
+    assert got == [by_name["cat"], by_name["object"], by_name["dog"], by_name["cat"]]
+    path = tmp_path / "cats.json"
+    path.write_text(json.dumps(data))
+    coco = COCO(str(path))
+    assert len(coco.getAnnIds(catIds=[by_name["cat"]])) == 2
+    with pytest.raises(ValueError, match="one name per mask"):
+        io.to_coco_json(masks, categories=["cat"])
+    with pytest.raises(ValueError, match=r"categories\[1\]"):
+        io.to_coco_json(masks, categories=["cat", "  ", None, None])
+    with pytest.raises(TypeError, match="categories must be a sequence"):
+        io.to_coco_json(masks, categories="cat")
+
+
 def test_coco_json_edge_cases() -> None:
     empty = io.to_coco_json([], height=5, width=6)
     assert empty["annotations"] == [] and empty["images"][0]["height"] == 5

@@ -297,11 +297,15 @@ def to_coco_json(
     category_name: str = "object",
     segmentation: Literal["rle", "polygon"] = "rle",
     scores: Sequence[float] | None = None,
+    categories: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     """A COCO dataset dict ``{"images", "annotations", "categories"}`` for one image.
 
-    Every mask becomes one annotation (ids 1..N) of category ``category_id``. ``scores`` (one
-    per mask) are stored as each annotation's ``"score"``.
+    Every mask becomes one annotation (ids 1..N, instances of one category). Without
+    ``categories`` all are of category ``category_id`` / ``category_name``. ``categories``
+    (one name or ``None`` per mask) gives each mask its category: one COCO category per
+    distinct name, ids from ``category_id`` up in order of first use; ``None`` means
+    ``category_name``. ``scores`` (one per mask) are stored as each annotation's ``"score"``.
     """
     if segmentation not in ("rle", "polygon"):
         raise ValueError(f"segmentation must be 'rle' or 'polygon', got {segmentation!r}")
@@ -309,6 +313,8 @@ def to_coco_json(
     n, h, w = stack.shape
     if scores is not None and len(scores) != n:
         raise ValueError(f"scores must have one value per mask ({n}), got {len(scores)}")
+    names = _category_names(categories, n, category_name)
+    cat_ids = {name: int(category_id) + i for i, name in enumerate(dict.fromkeys(names))}
     annotations = []
     for k in range(n):
         m = stack[k]
@@ -316,7 +322,7 @@ def to_coco_json(
         ann: dict[str, Any] = {
             "id": k + 1,
             "image_id": int(image_id),
-            "category_id": int(category_id),
+            "category_id": cat_ids[names[k]],
             "segmentation": seg,
             "area": int(m.sum()),
             "bbox": _coco_bbox(m),
@@ -328,8 +334,27 @@ def to_coco_json(
     return {
         "images": [{"id": int(image_id), "file_name": file_name, "height": h, "width": w}],
         "annotations": annotations,
-        "categories": [{"id": int(category_id), "name": category_name}],
+        "categories": [{"id": i, "name": name} for name, i in cat_ids.items()],
     }
+
+
+def _category_names(categories: Any, n: int, default: str) -> list[str]:
+    """One category name per mask (``None`` entries and no list at all: ``default``)."""
+    if categories is None:
+        return [default] * n
+    if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence):
+        raise TypeError(
+            f"categories must be a sequence of one name (str or None) per mask, "
+            f"got {type(categories).__name__}"
+        )
+    if len(categories) != n:
+        raise ValueError(f"categories must have one name per mask ({n}), got {len(categories)}")
+    names = []
+    for k, c in enumerate(categories):
+        if c is not None and (not isinstance(c, str) or not c.strip()):
+            raise ValueError(f"categories[{k}] must be a non-empty str or None, got {c!r}")
+        names.append(default if c is None else c.strip())
+    return names
 
 
 def write_coco_json(file: str | os.PathLike[str] | IO[str], masks: Any, **kwargs: Any) -> None:
