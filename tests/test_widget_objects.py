@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -210,3 +212,29 @@ def test_hover_preview_is_not_stored_and_a_click_there_reuses_it() -> None:
     # a click elsewhere still decodes
     run_chain(dec, base.with_point(2.0, 3.0), memo=memo)
     assert len(dec.calls) == 12
+
+
+def test_cancel_points_abandon_a_model_run_only_on_the_checking_thread() -> None:
+    from sam_widget.widget.cancel import Cancelled, cancellable, install_cancel_points
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    install_cancel_points(model)
+    install_cancel_points(model)  # once per model
+    x = torch.ones(1, 2)
+    calls = []
+
+    def check() -> bool:
+        calls.append(1)
+        return len(calls) >= 3  # true from the third module call on
+
+    with cancellable(check), pytest.raises(Cancelled):
+        model(x)
+    assert len(calls) == 3  # Sequential, Linear, then the ReLU's check raised
+    # outside the block, and on other threads, runs are untouched
+    assert model(x).shape == (1, 1)
+    with cancellable(lambda: True):
+        out: list[torch.Tensor] = []
+        t = threading.Thread(target=lambda: out.append(model(x)))
+        t.start()
+        t.join()
+    assert out and out[0].shape == (1, 1)

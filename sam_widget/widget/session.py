@@ -35,20 +35,21 @@ encode the current image, decode objects whose prompts changed, decode the hover
 from __future__ import annotations
 
 import atexit
-import contextlib
-import contextvars
 import logging
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from .cancel import Cancelled as _Cancelled
+from .cancel import cancellable as _cancellable
+from .cancel import install_cancel_points as _install_cancel_points
 from .chain import ChainResult, ObjectMemo, Prompt, run_chain
 from .codec import encode_mask
 from .updates import Frame, MaskUpdate, describe_error
@@ -86,48 +87,7 @@ class _Hover:
     object_id: int  # whose stage cache to use (-1: none active)
 
 
-class _Cancelled(Exception):
-    """Raised from the progress callback to abandon an encoding nobody needs any more."""
-
-
 _OPEN: weakref.WeakSet[Session] = weakref.WeakSet()
-
-# Cancellation inside a decoder run: the worker sets a check for the job it runs; a forward
-# pre-hook on every module of the model (plain torch API, whatever the model family) calls it
-# and abandons the run (raises _Cancelled) between two module calls. Other threads (the
-# caller's w.masks, segment-everything, other widgets sharing the model) set no check.
-_CHECK: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
-    "sam_widget_cancel_check", default=None
-)
-_HOOKED: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
-_HOOK_LOCK = threading.Lock()
-
-
-def _cancel_point(module: torch.nn.Module, args: Any) -> None:
-    check = _CHECK.get()
-    if check is not None and check():
-        raise _Cancelled
-
-
-@contextlib.contextmanager
-def _cancellable(check: Callable[[], bool]) -> Iterator[None]:
-    """Decoder runs inside are abandoned (``_Cancelled``) as soon as ``check()`` is true."""
-    token = _CHECK.set(check)
-    try:
-        yield
-    finally:
-        _CHECK.reset(token)
-
-
-def _install_cancel_points(model: Any) -> None:
-    if not isinstance(model, torch.nn.Module):
-        return
-    with _HOOK_LOCK:
-        if model in _HOOKED:
-            return
-        for module in model.modules():
-            module.register_forward_pre_hook(_cancel_point)
-        _HOOKED.add(model)
 
 
 @atexit.register
