@@ -112,8 +112,9 @@ class SamWidget(anywidget.AnyWidget):
             ``status`` is ``"loading"`` meanwhile.
         checkpoint: weights file for a named variant (None: official weights).
         device: torch device for a named variant (None: CUDA, then MPS, then CPU).
-        refine: feed each prompt stage's low-res logits back as ``mask_input`` (published SAM
-            practice, see :mod:`sam_widget.chain`); False decodes all prompts at once.
+        refine: feed back the object's previous low-res logits as ``mask_input`` when its
+            prompts change (published SAM practice, see :mod:`sam_widget.widget.chain`; one
+            decoder run per change); False decodes all prompts at once, without them.
         opacity, hover, layout: initial overlay opacity (0..1), hover preview on/off,
             ipywidgets ``Layout``. Any other keyword is a ``TypeError``.
 
