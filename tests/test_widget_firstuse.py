@@ -317,3 +317,34 @@ def test_objects_error_names_the_object_and_point_as_the_user_sees_them(model: A
         assert "objects[" not in text and "points[" not in text
     finally:
         w.close()
+
+
+# ---------------------------------------------------------------------------- latency
+
+
+def test_a_click_pre_empts_pending_hover_work(model: Any) -> None:
+    from test_widget_async import Gate
+
+    w, rec = new_widget(model)
+    try:
+        oid = w.add_point(40, 30)
+        w.wait(TIMEOUT)
+        gate = Gate(w.predictor, "decode")
+        w.new_object()
+        other = w.add_point(100, 70)  # the worker is held inside this decode ...
+        gate.wait_entered()
+        w.select(oid)
+        # ... while the pointer glides: a hover preview for object `oid` is queued ...
+        w._on_custom_message(w, {"type": "hover", "seq": 7, "x": 60.0, "y": 40.0}, [])
+        # ... and the click lands: the queued preview is dropped, never decoded.
+        w.add_point(60, 40)
+        calls_before = len(gate.calls)
+        gate.release()
+        w.wait(TIMEOUT)
+        assert rec.of("hover_mask", seq=7) == []
+        assert rec.of("mask", object_id=oid, seq=w.objects[0]["seq"])
+        assert rec.of("mask", object_id=other)
+        # the decodes after the gate: the click's own (refinement stages), no hover
+        assert len(gate.calls) - calls_before >= 1
+    finally:
+        w.close()
