@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "SamAnnotator",
     "SamAutomaticMaskGenerator",
     "SamPredictor",
     "SamWidget",
@@ -22,6 +23,7 @@ __all__ = [
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
+    from .annotator import SamAnnotator
     from .compat import sam_model_registry
     from .engine.amg import SamAutomaticMaskGenerator
     from .engine.predictor import SamPredictor
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from .widget.widget import SamWidget
 
 _LAZY = {
+    "SamAnnotator": ".annotator",
     "build_sam": ".models.build",
     "SamPredictor": ".engine.predictor",
     "SamAutomaticMaskGenerator": ".engine.amg",

@@ -25,6 +25,9 @@ What round-trips exactly (export -> import gives the identical boolean masks):
   ``x_max - x_min + 1`` (pixels covered, as pycocotools computes it) and ``[0, 0, 0, 0]``
   for an empty mask; ``area`` is the pixel count; ``iscrowd`` is 0.
 
+Every file written to a path goes through :mod:`sam_widget.data.atomic` (temp file in the same
+folder, fsync, ``os.replace``): a write that fails part-way leaves an existing file untouched.
+
 Masks given to the writers may be an (N, H, W) array, or a sequence of (H, W) arrays, RLE
 dicts, or records from :class:`~sam_widget.SamAutomaticMaskGenerator` (any output_mode).
 """
@@ -50,6 +53,7 @@ from ..engine.amg.rle import (
     rle_to_mask,
     rle_to_uncompressed,
 )
+from .atomic import atomic_write_text, atomic_write_with
 
 __all__ = [
     "CocoMasks",
@@ -225,7 +229,11 @@ def write_label_png(
     img = Image.fromarray(labels.astype(dtype))  # mode "L" or "I;16"
     info = PngImagePlugin.PngInfo()
     info.add_text(_PNG_COUNT_KEY, str(n))
-    img.save(file, format="PNG", pnginfo=info)
+    if isinstance(file, (str, os.PathLike)):
+        # A path: atomically (a failed write leaves an existing file untouched).
+        atomic_write_with(file, lambda fh: img.save(fh, format="PNG", pnginfo=info))
+    else:
+        img.save(file, format="PNG", pnginfo=info)
 
 
 def read_label_png(file: _PathOrFile) -> np.ndarray:
@@ -353,8 +361,7 @@ def write_coco_json(file: str | os.PathLike[str] | IO[str], masks: Any, **kwargs
     """Write :func:`to_coco_json` ``(masks, **kwargs)`` to a path or text file object."""
     data = to_coco_json(masks, **kwargs)
     if isinstance(file, (str, os.PathLike)):
-        with open(file, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
+        atomic_write_text(file, json.dumps(data))  # a failed write keeps an existing file
     else:
         json.dump(data, file)
 
