@@ -204,6 +204,22 @@ def test_everything_params_from_python_and_browser(model: Any) -> None:
         SamWidget(IMG, model="tiny", everything=[("points_per_side", 4)])
 
 
+def test_keep_after_new_leaves_no_empty_object(model: Any) -> None:
+    w, _ = new_widget(
+        model,
+        everything={"points_per_side": 2, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+    )
+    try:
+        assert w.segment_everything().result(TIMEOUT)
+        w.add_point(10, 10)
+        w.new_object()  # "New", then a click on an everything-mask in keep mode
+        w._on_custom_message(w, {"type": "keep", "index": 0}, [])
+        assert len(w.objects) == 2
+        assert all(o["points"] for o in w.objects), w.objects  # nothing empty left behind
+    finally:
+        w.close()
+
+
 def test_size_options(model: Any) -> None:
     w, _ = new_widget(model, width=300)
     try:
