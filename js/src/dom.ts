@@ -190,5 +190,5 @@ export const STATUS_TEXT: Record<string, string> = {
   encoding: "Encoding image\u2026",
   ready: "Ready",
   segmenting: "Segmenting\u2026",
-  error: "Model not loaded",
+  error: "Not ready",
 };

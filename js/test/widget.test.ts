@@ -539,7 +539,7 @@ describe("failed model", () => {
     for (const a of ["positive", "negative", "box", "new-object", "hover", "segment-everything"]) {
       expect(q<HTMLButtonElement>(`button[data-action="${a}"]`).disabled, a).toBe(true);
     }
-    expect(q(".sam-status").textContent).toContain("Model not loaded");
+    expect(q(".sam-status").textContent).toContain("Not ready");
     expect(q(".sam-status").textContent).toContain("Prompt tools are off");
     expect(q(".sam-error").hidden).toBe(false);
     click(60, 40);
