@@ -36,7 +36,11 @@ def test_normalize_fills_defaults_and_converts_numbers() -> None:
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        (_obj(points=[[W + 1, 5]]), r"objects\[0\]\.points\[0\]: x=201 is outside"),
+        # the object and point as the user sees them: numbers from 1, name, id (issue 15)
+        (
+            _obj(points=[[1, 1], [W + 1, 5]]),
+            r"^object 1 'object 1' \(id 1\), point 2: x=201 is outside",
+        ),
         (_obj(points=[[5, -0.5]]), "y=-0.5 is outside"),
         (_obj(points=[[float("nan"), 5]]), "finite"),
         (_obj(labels=[2]), r"labels\[0\] must be 1 \(positive\) or 0"),
@@ -102,6 +106,14 @@ def test_history_push_undo_redo_and_data_round_trip() -> None:
     assert not h.can_redo and len(h.states) == 3
     with pytest.raises(ValueError, match="index"):
         History.from_data({"states": [{}], "index": 4}, lambda s, where: s)
+
+
+def test_history_selection_updates_the_current_entry() -> None:
+    h = History({"objects": [], "active": -1})
+    h.push({"objects": [1, 2], "active": 2})
+    assert h.push({"objects": [1, 2], "active": 1}) is False  # selecting: no entry ...
+    assert len(h.states) == 2 and h.current == {"objects": [1, 2], "active": 1}  # ... updated
+    assert h.undo() == {"objects": [], "active": -1}  # one undo: back before the change
 
 
 def test_history_limit_drops_oldest() -> None:

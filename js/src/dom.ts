@@ -193,5 +193,5 @@ export const STATUS_TEXT: Record<string, string> = {
   // rather than flicker on every click; Python's `w.status` says "decoding".
   decoding: "Ready",
   segmenting: "Segmenting\u2026",
-  error: "Model not loaded",
+  error: "Not ready",
 };

@@ -160,6 +160,10 @@ class Session:
             self._seqs[job.object_id] = job.seq
             self._decodes[job.object_id] = job
             self._decodes.move_to_end(job.object_id)
+            if self._hover is not None and self._hover.object_id == oid:
+                # A click pre-empts hover: that preview was built on the object's old
+                # prompts, so it is dropped before any work is done on it.
+                self._hover = None
             if prompt.empty:  # cleared: free what the object remembered
                 self._memos.pop((self._image_id, oid), None)
             self._cond.notify_all()
