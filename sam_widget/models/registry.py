@@ -235,6 +235,7 @@ def build_sam(
     from ..engine import checkpoints
 
     state: Mapping[str, torch.Tensor] | None = None
+    meta: dict[str, Any] | None = None
     source = ""
     name = os.fspath(name_or_path)
     if (isinstance(name_or_path, os.PathLike) or name not in list_models()) and _is_path(
@@ -245,8 +246,8 @@ def build_sam(
         if not pretrained:
             raise ValueError("a checkpoint path was given together with pretrained=False")
         path = Path(name).expanduser()
-        state = checkpoints.load_state_dict(path)
-        found = detect(state)
+        state, meta = checkpoints.load_checkpoint(path)
+        found = detect(state) or _entry_from_metadata(meta)
         if found is None:
             raise ValueError(
                 f"checkpoint {path} matches no registered variant; known: {list_models()}"
@@ -259,9 +260,9 @@ def build_sam(
 
     if state is None and pretrained and (checkpoint is not None or entry.has_official_weights):
         path = checkpoints.resolve_checkpoint(entry.name, checkpoint)
-        state = checkpoints.load_state_dict(path)
+        state, meta = checkpoints.load_checkpoint(path)
         source = str(path)
-        found = detect(state)
+        found = detect(state) or _entry_from_metadata(meta)
         if found is not None and found.name != entry.name:
             raise ValueError(
                 f"checkpoint {path} holds weights of variant {found.name!r}, but variant "
@@ -271,7 +272,10 @@ def build_sam(
     model: Any
     if state is not None:
         model = family.build(entry.config, state, source)
-        model.pretrained = entry.has_official_weights
+        # A fine-tuned checkpoint records whether its base was trained: fine-tuning random
+        # weights still gives an untrained model (sam_widget.finetune metadata).
+        base_trained = meta is None or meta.get("pretrained") is not False
+        model.pretrained = entry.has_official_weights and base_trained
         model.checkpoint = source
     else:
         if entry.has_official_weights:
@@ -287,3 +291,12 @@ def build_sam(
         model.pretrained = False
         model.checkpoint = None
     return model.to(target).eval()
+
+
+def _entry_from_metadata(meta: Mapping[str, Any] | None) -> ModelEntry | None:
+    """The registered variant a checkpoint's metadata names (fine-tuned checkpoints record
+    it), or None."""
+    if meta is None or not isinstance(meta.get("variant"), str):
+        return None
+    name = meta["variant"]
+    return get_entry(name) if name in list_models() else None
