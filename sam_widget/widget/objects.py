@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..engine.transforms import check_box_corners
+
 __all__ = [
     "KEYS",
     "MAX_NAME_LENGTH",
@@ -161,8 +163,7 @@ def _box(value: Any, width: int, height: int, where: str) -> list[float] | None:
     x0, y0, x1, y1 = (_coord(v, f"{where}[{i}]") for i, v in enumerate(value))
     _check_inside(x0, y0, width, height, f"{where} corner (x0, y0)")
     _check_inside(x1, y1, width, height, f"{where} corner (x1, y1)")
-    if not (x0 < x1 and y0 < y1):
-        raise ValueError(f"{where} must be XYXY with x0 < x1 and y0 < y1, got {[x0, y0, x1, y1]}.")
+    check_box_corners(x0, y0, x1, y1, where)  # the predictor's rule too
     return [x0, y0, x1, y1]
 
 
