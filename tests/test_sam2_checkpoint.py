@@ -37,9 +37,7 @@ def test_config_matches_published_yaml(variant: str) -> None:
     path = Path(sam2.__file__).parent / oracle_config_name(variant)
     model = OmegaConf.to_container(OmegaConf.load(path))["model"]  # type: ignore[index]
     encoder = model["image_encoder"]
-    defaults = {
-        name: p.default for name, p in inspect.signature(Hiera.__init__).parameters.items()
-    }
+    defaults = {name: p.default for name, p in inspect.signature(Hiera.__init__).parameters.items()}
     trunk = {**defaults, **encoder["trunk"]}
     ours = VARIANTS[variant]
     for field in (
@@ -105,10 +103,15 @@ def test_unknown_or_missing_key_is_an_error() -> None:
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_detect_variant(variant: str) -> None:
-    state = _meta_state(variant)
-    if variant.startswith("sam2.1"):
-        state["no_obj_embed_spatial"] = torch.zeros(1, 64)  # only SAM 2.1 files have it
-    assert detect(state) == variant
+    """Our own state dicts are recognised too (SAM 2.1 models keep the one key that tells
+    them from SAM 2)."""
+    assert detect(_meta_state(variant)) == variant
+
+
+def test_release_mismatch_is_an_error() -> None:
+    state = _random_state("sam2.1_hiera_t")
+    with pytest.raises(ValueError, match="no_obj_embed_spatial"):
+        build(VARIANTS["sam2_hiera_t"], state, "sam21.pt")
 
 
 def test_detect_rejects_other_families() -> None:
