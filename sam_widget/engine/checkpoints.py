@@ -37,6 +37,7 @@ __all__ = [
     "DownloadError",
     "cache_dir",
     "download",
+    "load_checkpoint",
     "load_state_dict",
     "resolve_checkpoint",
 ]
@@ -196,12 +197,9 @@ def cache_dir() -> Path:
 
 
 def _known_variants() -> frozenset[str]:
-    names = set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS
-    try:  # config.VARIANTS is the package-wide list (docs/ARCHITECTURE.md)
-        from ..models.sam.config import VARIANTS
-    except ImportError:
-        return frozenset(names)
-    return frozenset(names | set(VARIANTS))
+    from ..models.registry import list_models  # every registered variant of every family
+
+    return frozenset(set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS | set(list_models()))
 
 
 def resolve_checkpoint(
@@ -299,7 +297,16 @@ def _unpickler_reason(exc: BaseException) -> str:
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Load a checkpoint file as ``{parameter name: tensor}`` on the CPU, safely.
+    """The state dict of :func:`load_checkpoint` (its metadata dropped)."""
+    return load_checkpoint(path)[0]
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Load a checkpoint file as ``{parameter name: tensor}`` on the CPU, safely, plus the
+    plain-data ``"metadata"`` dict stored beside a wrapped state dict (``None`` if absent;
+    ``sam_widget.finetune`` writes ``{"model": state_dict, "metadata": {...}}``).
 
     Only ``torch.load(path, map_location="cpu", weights_only=True)`` is used: a pickle that
     names arbitrary Python callables is refused before anything runs. Accepted layouts: a
@@ -346,12 +353,13 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         ) from exc
 
     if _is_tensor_dict(obj, torch):
-        return dict(obj)
+        return dict(obj), None
     if isinstance(obj, dict):
         for key in _WRAPPER_KEYS:
             inner: Any = obj.get(key)
             if _is_tensor_dict(inner, torch):
-                return dict(inner)
+                meta = obj.get("metadata")
+                return dict(inner), (dict(meta) if isinstance(meta, dict) else None)
     if isinstance(obj, dict) and not obj:
         detail = "it is an empty dict"
     elif isinstance(obj, dict):
