@@ -148,3 +148,21 @@ def test_official_table(variant: str) -> None:
     assert info.filename == VARIANTS[variant].filename
     assert info.size is not None and 1e8 < info.size < 1e9
     assert info.sha256 is not None and re.fullmatch(r"[0-9a-f]{64}", info.sha256)
+
+
+def test_registry_builds_sam2(tmp_path: Path) -> None:
+    """``build_sam`` (the registry) builds every SAM 2 variant by name, and recognises an
+    official-layout file by its keys."""
+    from sam_widget.models import registry
+
+    assert registry.list_models("sam2") == list(VARIANTS)
+    assert set(VARIANTS) <= set(registry.list_models(pretrained=True))
+    state = _random_state("sam2.1_hiera_t")
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": {**state, "no_mem_pos_enc": torch.zeros(1, 1, 256)}}, path)
+    by_name = registry.build_sam("sam2.1_hiera_t", checkpoint=path, device="cpu")
+    by_path = registry.build_sam(str(path), device="cpu")
+    for model in (by_name, by_path):
+        assert isinstance(model, Sam2) and model.variant == "sam2.1_hiera_t"
+        assert model.family == "sam2" and model.checkpoint == str(path)
+    assert by_name.weights_id == by_path.weights_id

@@ -87,7 +87,7 @@ def build_sam2(
     verified, cached). ``pretrained=False``: random weights (``model.pretrained`` False and
     a ``UserWarning``). ``device``: None picks CUDA, then MPS, then CPU.
     """
-    from ..build import resolve_device
+    from ..registry import resolve_device
 
     config = get_config(variant)
     if not isinstance(pretrained, bool):
