@@ -73,10 +73,17 @@ class NavigatorView:
         self.list.observe(self._picked, names="value")
         top = widgets.HBox([self.prev, self.next, self.jump, self.go, self.done, self.progress])
         side = widgets.VBox([self.unfinished, self.list])
+        wrap = widgets.Layout(flex_flow="row wrap")  # the list goes below when narrow
         tools = widgets.HBox([self.category, self.propose, self.min_iou, self.accept,
                               self.reject, self.proposal_info])  # fmt: skip
         self.box = widgets.VBox(
-            [top, tools, widgets.HBox([annotator.widget, side]), self.message, self.keys]
+            [
+                top,
+                tools,
+                widgets.HBox([annotator.widget, side], layout=wrap),
+                self.message,
+                self.keys,
+            ]
         )
         self.box.add_class("sam-annotator")
         self.refresh(full=True)
