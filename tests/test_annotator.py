@@ -259,6 +259,7 @@ def test_close_stops_the_background_threads(setup: tuple[Path, Path, list[Path]]
     before = set(threading.enumerate())
     a = open_annotator(folder, project)
     a.close()
+    a.close()  # harmless
     left = [t for t in set(threading.enumerate()) - before if t.name.startswith("sam-annotator")]
     assert left == []
     with pytest.raises(sqlite3.ProgrammingError):

@@ -123,6 +123,7 @@ class SamAnnotator:
             if not self._images:
                 raise ValueError(f"the project {str(self.project.path)!r} has no images")
             self.idle_seconds = float(idle_seconds)
+            self._closed = False
             cache_dir = self.project.path.with_name(self.project.path.name + ".cache")
             self.cache = EmbeddingCache(cache_bytes, directory=cache_dir / "embeddings")
             predictor, self._prefetch_predictor = _predictors(model, checkpoint, device, self.cache)
@@ -451,7 +452,11 @@ class SamAnnotator:
         return self.view.box._repr_mimebundle_(**kwargs)
 
     def close(self) -> None:
-        """Save the time spent, stop the background threads and close the project."""
+        """Save the time spent, stop the background threads and close the project (a second
+        call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         self._add_time()
         self._proposer.cancel()
         if self._prefetch is not None:
