@@ -328,3 +328,29 @@ def test_sigkill_of_an_annotating_kernel_keeps_every_returned_edit(
             assert hits, f"the click ({x}, {y}) on image {i} returned before the kill but is lost"
             # Its mask was saved (flushed before the print), so the model's id is set.
             assert any(o.weights_id is not None for o in hits)
+
+
+def test_use_model_keeps_the_stored_masks(setup: tuple[Path, Path, list[Path]]) -> None:
+    from sam_widget.models.build import build_sam
+
+    folder, project, _ = setup
+    a = open_annotator(folder, project)
+    try:
+        view = a.view
+        a.widget.add_point(20, 15)
+        a.widget.wait(TIMEOUT)
+        stored, first_weights = a.masks(0), a.objects(0)[0].weights_id
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            other = build_sam("tiny")  # other random weights
+        a.use_model(other)
+        a.widget.wait(TIMEOUT)
+        assert a.widget.predictor.model is other and view.body.children[0] is a.widget
+        assert len(a.widget.objects) == 1 and a.index == 0
+        np.testing.assert_array_equal(a.masks(0), stored)  # not replaced by the new model's
+        a.widget.add_point(40, 30, object_id=a.widget.objects[0]["id"])
+        a.widget.wait(TIMEOUT)
+        assert a.objects(0)[0].weights_id == str(other.weights_id) != first_weights
+        np.testing.assert_array_equal(a.masks(0)[0], a.widget.masks[0])
+    finally:
+        a.close()

@@ -103,7 +103,6 @@ class SamAnnotator:
         idle_seconds: float = 60.0,
     ) -> None:
         from ..engine.embedding_cache import EmbeddingCache
-        from ..widget.widget import SamWidget
 
         files = list_images(images)
         cats = _categories(categories)
@@ -134,24 +133,55 @@ class SamAnnotator:
             start = int(self.project.get_state("position", 0) or 0)
             self._index = min(max(start, 0), len(self._images) - 1)
             first = self._pixels(self._index)
-            self.widget = SamWidget(first if first is not None else np.zeros((8, 8, 3), np.uint8),
-                                    model=predictor)  # fmt: skip
-            self.sync = StoreSync(self.project, self.widget, on_change=self._refresh,
-                                  report=self._report,
-                                  weights_id=str(predictor.model.weights_id))  # fmt: skip
-            self.widget.observe(self._edited, names="objects")
-            self._proposals: list[dict[str, Any]] = []
-            self.proposal_progress = 0.0
-            self._proposer = Proposer(self._prefetch_predictor, self._proposal_progress)
-            self._prefetch: Prefetcher | None = None
-            if prefetch:
-                self._prefetch = Prefetcher(
-                    self._prefetch_predictor, self._prefetch_load, self._busy
-                )
+            self._prefetch_enabled = bool(prefetch)
+            self._attach(predictor, self._prefetch_predictor,
+                         first if first is not None else np.zeros((8, 8, 3), np.uint8))  # fmt: skip
             self._show(self._index, first)
         except BaseException:
             self.project.close()
             raise
+
+    def _attach(self, predictor: Any, prefetch_predictor: Any, rgb: np.ndarray) -> None:
+        """Make the widget (on ``predictor``), its store sync and the background helpers."""
+        from ..widget.widget import SamWidget
+
+        self._prefetch_predictor = prefetch_predictor
+        self.widget = SamWidget(rgb, model=predictor)
+        self.sync = StoreSync(self.project, self.widget, on_change=self._refresh,
+                              report=self._report,
+                              weights_id=str(predictor.model.weights_id))  # fmt: skip
+        self.widget.observe(self._edited, names="objects")
+        self._proposals: list[dict[str, Any]] = []
+        self.proposal_progress = 0.0
+        self._proposer = Proposer(prefetch_predictor, self._proposal_progress)
+        self._prefetch: Prefetcher | None = None
+        if self._prefetch_enabled:
+            self._prefetch = Prefetcher(prefetch_predictor, self._prefetch_load, self._busy)
+
+    def _detach(self) -> None:
+        self._proposer.cancel()
+        if self._prefetch is not None:
+            self._prefetch.close()
+        self.sync.close()
+        self.widget.close()
+
+    def use_model(self, model: Any) -> None:
+        """Go on with another model: a fine-tuned checkpoint's path (loaded with
+        :func:`sam_widget.finetune.load_finetuned`, which checks it fits the model in use), a
+        ``Sam`` or a ``SamPredictor``. The stored masks stay as they are; new and edited
+        objects get the new model's masks and weights id."""
+        if isinstance(model, (str, os.PathLike)):
+            from ..finetune import load_finetuned
+
+            model = load_finetuned(model, like=self.widget.predictor.model)
+        predictor, prefetch_predictor = _predictors(model, None, None, self.cache)
+        self.sync.flush()
+        rgb = np.array(self.widget.image)
+        self._detach()
+        self._attach(predictor, prefetch_predictor, rgb)
+        if self._view is not None:
+            self._view.set_widget(self.widget)
+        self._show(self._index, rgb if self._index not in self.flags else None)
 
     # ----------------------------------------------------------------------- images
 
@@ -458,11 +488,7 @@ class SamAnnotator:
             return
         self._closed = True
         self._add_time()
-        self._proposer.cancel()
-        if self._prefetch is not None:
-            self._prefetch.close()
-        self.sync.close()
-        self.widget.close()
+        self._detach()
         if self._view is not None:
             self._view.close()
         self.project.close()
