@@ -28,6 +28,7 @@ from test_batch_fixtures import (
     untrained_tiny,
 )
 
+from sam_widget.annotator import SamAnnotator
 from sam_widget.batch import auto_annotate, embed
 from sam_widget.batch.inputs import collect_images
 from sam_widget.batch.keys import generator_params, params_key, result_key
@@ -292,3 +293,21 @@ def test_project_gets_automatic_records_once(dataset, reference, tiny_weights_id
         **PARAMS,
     )
     assert (only.done, only.skipped) == (0, 3)
+
+    # The annotator opens the project and lists each image's automatic objects with their
+    # stored masks. (Its widget draws a mask from an object's prompts; automatic records have
+    # none, so their stored masks are not drawn yet: an annotator matter, not checked here.)
+    annotator = SamAnnotator(None, project=project_file, model="tiny", prefetch=False)
+    try:
+        for i in range(3):
+            annotator.goto(i)
+            want = reference[annotator.current.name]
+            stored = annotator.objects()
+            assert [o.source for o in stored] == ["automatic"] * len(want)
+            assert len(annotator.widget.objects) == len(want)
+            masks = annotator.masks()
+            assert len(masks) == len(want)
+            for mask, w in zip(masks, want, strict=True):
+                assert np.array_equal(mask, rle_to_mask(w["segmentation"]))
+    finally:
+        annotator.close()

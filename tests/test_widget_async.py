@@ -198,8 +198,9 @@ def test_bad_checkpoint_shows_error_and_logs(tmp_path, caplog) -> None:
         w = SamWidget(IMG, model="tiny", checkpoint=bad)
         with pytest.raises(RuntimeError, match="could not be loaded"):
             w.wait(TIMEOUT)
-    assert w.status == "error" and "Loading the model failed" in w.error
-    assert any("Loading the model failed" in r.getMessage() for r in caplog.records)
+    assert w.status == "error" and w.error.startswith("The model could not be loaded: ")
+    assert w.error.count("could not be loaded") == 1  # said once, not stacked
+    assert any("could not be loaded" in r.getMessage() for r in caplog.records)
     w.add_point(1, 1)  # prompts are still accepted and kept ...
     assert len(w.objects) == 1
     with pytest.raises(RuntimeError, match="could not be loaded"):

@@ -50,7 +50,8 @@ export type ViewAction =
   | { kind: "hover"; x: number; y: number }
   | { kind: "clearHover" }
   | { kind: "everythingHover"; label: number }
-  | { kind: "dismissError" };
+  | { kind: "dismissError" }
+  | { kind: "toggleSettings" };
 
 /** What the handlers may read of the view (a snapshot; they never write it). */
 export interface InputContext {
@@ -62,6 +63,10 @@ export interface InputContext {
   everythingShown: boolean;
   hoverOn: boolean;
   status: string;
+  /** The input mode ("keep": clicks keep segment-everything masks). */
+  mode: InputMode;
+  /** The model could not be loaded: no prompt can get a mask. */
+  failed: boolean;
 }
 
 function toInput(e: PointerEvent): PointerInput {
@@ -108,7 +113,7 @@ function cancelActions(ctx: Pick<InputContext, "gesture" | "view" | "rect">): Vi
 /** Actions for a finished or ongoing gesture (`r`, screen px). */
 export function gestureActions(
   r: GestureResult,
-  ctx: Pick<InputContext, "view" | "rect" | "everythingLabelAt">,
+  ctx: Pick<InputContext, "view" | "rect" | "everythingLabelAt"> & Partial<Pick<InputContext, "mode" | "failed">>,
 ): ViewAction[] {
   const { view, rect } = ctx;
   switch (r.kind) {
@@ -119,6 +124,7 @@ export function gestureActions(
     }
     case "box": {
       const out: ViewAction[] = [{ kind: "rubber", rect: null }];
+      if (ctx.failed) return out; // no model: a box would never get a mask
       const [ax, ay] = clampToImage(view, ...screenToImage(view, rect, r.x0, r.y0));
       const [bx, by] = clampToImage(view, ...screenToImage(view, rect, r.x1, r.y1));
       if (Math.abs(bx - ax) < 1 || Math.abs(by - ay) < 1) return out; // degenerate (off the image)
@@ -127,9 +133,13 @@ export function gestureActions(
     }
     case "point": {
       const [x, y] = screenToImage(view, rect, r.x, r.y);
-      if (!insideImage(view, x, y)) return [];
-      const label = r.label === 1 ? ctx.everythingLabelAt(x, y) : 0;
-      if (label > 0) return [{ kind: "send", message: { type: "keep", index: label - 1 } }];
+      if (!insideImage(view, x, y) || ctx.failed) return [];
+      if (ctx.mode === "keep") {
+        // Keep mode (visible in the toolbar and the status line): a left click on a
+        // segment-everything mask makes it an object; elsewhere nothing happens.
+        const label = r.label === 1 ? ctx.everythingLabelAt(x, y) : 0;
+        return label > 0 ? [{ kind: "send", message: { type: "keep", index: label - 1 } }] : [];
+      }
       return [{ kind: "commit", action: { type: "addPoint", x, y, label: r.label } }];
     }
     case "pan": {
@@ -148,19 +158,29 @@ export function gestureActions(
 export function hoverActions(clientX: number, clientY: number, pointerType: string, ctx: InputContext): ViewAction[] {
   if (pointerType === "touch") return [];
   const [x, y] = screenToImage(ctx.view, ctx.rect, clientX, clientY);
-  if (ctx.everythingShown) return [{ kind: "everythingHover", label: ctx.everythingLabelAt(x, y) }];
-  if (!ctx.hoverOn || BUSY.has(ctx.status) || !insideImage(ctx.view, x, y)) return [{ kind: "clearHover" }];
+  // Over segment-everything masks: highlight the one a click would keep (keep mode only).
+  if (ctx.everythingShown) return [{ kind: "everythingHover", label: ctx.mode === "keep" ? ctx.everythingLabelAt(x, y) : 0 }];
+  if (!ctx.hoverOn || BUSY.has(ctx.status) || ctx.failed || ctx.mode === "keep" || !insideImage(ctx.view, x, y)) {
+    return [{ kind: "clearHover" }];
+  }
   return [{ kind: "hover", x: Math.round(x * 100) / 100, y: Math.round(y * 100) / 100 }];
 }
 
 /** Actions for a toolbar button (`data-action`). */
-export function toolbarActions(action: string, ctx: Pick<InputContext, "gesture" | "view" | "rect">): ViewAction[] {
+export function toolbarActions(
+  action: string,
+  ctx: Pick<InputContext, "gesture" | "view" | "rect"> & Partial<Pick<InputContext, "mode">>,
+): ViewAction[] {
   switch (action) {
     case "positive":
     case "negative":
     case "box":
     case "pan":
       return [{ kind: "mode", mode: action }];
+    case "keep":
+      return [{ kind: "mode", mode: ctx.mode === "keep" ? "positive" : "keep" }];
+    case "everything-settings":
+      return [{ kind: "toggleSettings" }];
     case "new-object":
       return commandActions("newObject", ctx);
     case "delete-object":
@@ -248,6 +268,10 @@ export function perform(v: SamView, actions: readonly ViewAction[]): void {
       case "dismissError":
         v.dismissError();
         break;
+      case "toggleSettings":
+        if (v.settings.el.hidden) v.settings.open();
+        else v.settings.close();
+        break;
     }
   }
 }
@@ -262,6 +286,8 @@ function context(v: SamView): InputContext {
     everythingShown: v.layers.everything !== null,
     hoverOn: !!v.model.get("hover"),
     status: String(v.model.get("status") ?? ""),
+    mode: v.mode,
+    failed: v.failed(),
   };
 }
 

@@ -27,6 +27,8 @@ function ctx(over: Partial<InputContext> = {}): InputContext {
     everythingShown: false,
     hoverOn: true,
     status: "ready",
+    mode: "positive",
+    failed: false,
     ...over,
   };
 }
@@ -45,13 +47,34 @@ describe("gesture results -> actions", () => {
     expect(gestureActions({ kind: "point", x: 250, y: 10, label: 1 }, ctx())).toEqual([]);
   });
 
-  it("a positive click on a shown everything-mask keeps that mask instead", () => {
-    const c = ctx({ everythingLabelAt: (x, y) => (x === 10 && y === 5 ? 3 : 0) });
+  it("in keep mode a positive click on an everything-mask keeps it; nothing else happens", () => {
+    const c = ctx({ mode: "keep", everythingLabelAt: (x, y) => (x === 10 && y === 5 ? 3 : 0) });
     expect(gestureActions({ kind: "point", x: 20, y: 10, label: 1 }, c)).toEqual([
       { kind: "send", message: { type: "keep", index: 2 } },
     ]);
-    // a negative click is never a keep
-    expect(gestureActions({ kind: "point", x: 20, y: 10, label: 0 }, c)[0].kind).toBe("commit");
+    // a negative click is never a keep, and in keep mode no stray point either
+    expect(gestureActions({ kind: "point", x: 20, y: 10, label: 0 }, c)).toEqual([]);
+    expect(gestureActions({ kind: "point", x: 60, y: 60, label: 1 }, c)).toEqual([]);
+  });
+
+  it("outside keep mode a click on an everything-mask is an ordinary point (no silent keep)", () => {
+    const c = ctx({ everythingShown: true, everythingLabelAt: () => 3 });
+    expect(gestureActions({ kind: "point", x: 20, y: 10, label: 1 }, c)).toEqual([
+      { kind: "commit", action: { type: "addPoint", x: 10, y: 5, label: 1 } },
+    ]);
+  });
+
+  it("makes no prompt while the model could not be loaded", () => {
+    const c = ctx({ failed: true });
+    expect(gestureActions({ kind: "point", x: 20, y: 10, label: 1 }, c)).toEqual([]);
+    expect(gestureActions({ kind: "box", x0: 0, y0: 0, x1: 100, y1: 80 }, c)).toEqual([{ kind: "rubber", rect: null }]);
+    expect(hoverActions(20, 10, "mouse", c)).toEqual([{ kind: "clearHover" }]);
+  });
+
+  it("the keep button toggles keep mode; the gear opens the settings", () => {
+    expect(toolbarActions("keep", ctx())).toEqual([{ kind: "mode", mode: "keep" }]);
+    expect(toolbarActions("keep", ctx({ mode: "keep" }))).toEqual([{ kind: "mode", mode: "positive" }]);
+    expect(toolbarActions("everything-settings", ctx())).toEqual([{ kind: "toggleSettings" }]);
   });
 
   it("a box dragged in any direction is committed with ordered, clamped corners", () => {
@@ -127,8 +150,9 @@ describe("hover -> actions", () => {
     expect(hoverActions(20, 10, "touch", ctx())).toEqual([]);
   });
 
-  it("highlights the everything-mask under the pointer while they are shown", () => {
-    const c = ctx({ everythingShown: true, everythingLabelAt: () => 4 });
+  it("highlights the everything-mask under the pointer in keep mode, no previews over them", () => {
+    const c = ctx({ everythingShown: true, mode: "keep", everythingLabelAt: () => 4 });
     expect(hoverActions(20, 10, "mouse", c)).toEqual([{ kind: "everythingHover", label: 4 }]);
+    expect(hoverActions(20, 10, "mouse", { ...c, mode: "positive" })).toEqual([{ kind: "everythingHover", label: 0 }]);
   });
 });

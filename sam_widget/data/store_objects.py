@@ -148,6 +148,8 @@ class ObjectStore:
         strokes: list[Any] = UNSET,
         source: str = UNSET,
         predicted_iou: float | None = UNSET,
+        extra: Mapping[str, Any] = UNSET,
+        weights_id: str | None = UNSET,
         revision: int | None = None,
     ) -> ObjectRecord:
         """Change the given fields of an object; bumps its revision and ``updated``.
@@ -176,6 +178,12 @@ class ObjectStore:
         if predicted_iou is not UNSET:
             sets.append("predicted_iou = ?")
             params.append(None if predicted_iou is None else float(predicted_iou))
+        if extra is not UNSET:
+            sets.append("extra = ?")
+            params.append(json.dumps(dict(extra)))
+        if weights_id is not UNSET:
+            sets.append("weights_id = ?")
+            params.append(weights_id)
         with self._write() as c:
             if category is not UNSET:
                 sets.append("category_id = ?")

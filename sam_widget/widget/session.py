@@ -225,7 +225,7 @@ class Session:
                 timeout,
             )
             if self._load_error is not None:
-                raise RuntimeError(f"the model could not be loaded: {self._load_error}")
+                raise RuntimeError(self._load_error)  # already says what failed and what to do
             if self._closed:
                 raise RuntimeError("the widget is closed.")
             if not ok:
@@ -257,7 +257,7 @@ class Session:
                 timeout,
             )
             if self._load_error is not None:
-                raise RuntimeError(f"the model could not be loaded: {self._load_error}")
+                raise RuntimeError(self._load_error)
             if self._encode_error is not None:
                 raise RuntimeError(f"the image could not be encoded: {self._encode_error}")
             if self._closed:
@@ -378,7 +378,7 @@ class Session:
         try:
             predictor = factory()
         except Exception as exc:
-            message = self._fail("Loading the model failed", exc, status=True)
+            message = self._fail("The model could not be loaded", exc, status=True)
             with self._cond:
                 self._load_error = message
                 self._cond.notify_all()

@@ -47,7 +47,7 @@ from ..engine.transforms import ResizeLongestSide
 from . import persist
 from .codec import encode_image
 from .everything import Everything, EverythingCallbacks
-from .loading import model_factory
+from .loading import model_factory, untrained_notice
 from .messages import HANDLERS, hover_prompt
 from .prompts import PromptBook, next_active, reduce
 from .results import MaskListeners, label_map
@@ -229,11 +229,7 @@ class SamWidget(anywidget.AnyWidget):
         self._predictor = predictor
         model = predictor.model
         if not getattr(model, "pretrained", True):
-            variant = getattr(model, "variant", "custom")
-            self._set_traits(
-                notice=f"Untrained model: {variant!r} has random weights, so its masks are "
-                "meaningless. Use a pretrained model (e.g. model='vit_t') or a checkpoint."
-            )
+            self._set_traits(notice=untrained_notice(str(getattr(model, "variant", "custom"))))
 
     def _report(self, what: str, exc: BaseException) -> None:
         message = f"{what}: {describe_error(exc)}"
