@@ -311,3 +311,31 @@ def test_project_gets_automatic_records_once(dataset, reference, tiny_weights_id
                 assert np.array_equal(mask, rle_to_mask(w["segmentation"]))
     finally:
         annotator.close()
+
+
+def test_embed_prefills_the_annotators_cache(dataset, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in dataset[:2]:
+        shutil.copy(p, data / p.name)
+    project_file = tmp_path / "labels.sqlite"
+    cache_dir = tmp_path / "labels.sqlite.cache" / "embeddings"
+    with single_threaded():
+        s = embed(
+            data,
+            cache_dir,
+            model="tiny",
+            pretrained=False,
+            client="threads",
+            progress=False,
+            log=lambda _: None,
+        )
+    assert s.done == 2
+    annotator = SamAnnotator(data, project=project_file, model=untrained_tiny(), prefetch=False)
+    try:
+        annotator.widget.wait()
+        annotator.next()
+        annotator.widget.wait()
+        assert annotator.cache.misses == 0 and annotator.cache.hits >= 2
+    finally:
+        annotator.close()
