@@ -1,13 +1,15 @@
 """Batch automatic annotation: images per minute in one process and on a local Dask cluster.
 
-    python benchmarks/bench_batch.py                      # 20 images, vit_t, 8 x 8 grid
+    python benchmarks/bench_batch.py                      # 20 images, vit_t, 4 x 4 grid
     python benchmarks/bench_batch.py --images 20 --points-per-side 8 --workers 2
 
 The same generated images (``--size`` pixels on the long side, discs on a colour wheel) go
 through :func:`sam_widget.batch.auto_annotate` twice, each into a fresh output folder:
 
-1. ``--scheduler threads``: this process, one image at a time, torch with all its threads;
-2. a local Dask cluster of ``--workers`` processes with one thread each.
+1. ``--scheduler threads``: this process, one image at a time, torch with one thread (what
+   each Dask worker gets);
+2. a local Dask cluster of ``--workers`` processes with one thread each;
+3. this process again with torch's default number of threads.
 
 Weights are random (``vit_t`` built with ``pretrained=False``: the compute of MobileSAM, no
 download). Reported per run: images per minute of the processing (after the model is
@@ -86,9 +88,9 @@ def run(images: list[Path], out: Path, client: Any, args: argparse.Namespace) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--size", type=int, default=320, help="long side of each image (px)")
+    parser.add_argument("--size", type=int, default=256, help="long side of each image (px)")
     parser.add_argument("--model", default="vit_t")
-    parser.add_argument("--points-per-side", type=int, default=8)
+    parser.add_argument("--points-per-side", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     # Random weights: with the default 0.88 / 0.95 filters hardly any mask would pass and the
     # post-processing (full-size masks, RLE) would not be measured at all.
@@ -107,26 +109,34 @@ def main() -> None:
         f"pred_iou_thresh={args.pred_iou_thresh}, "
         f"stability_score_thresh={args.stability_score_thresh}"
     )
+    header = (
+        "| run | images/min | processing (s) | wall incl. start-up (s) | masks "
+        "| peak RSS per process (MiB) |\n| --- | --- | --- | --- | --- | --- |"
+    )
+    print(header, flush=True)
+    default_threads = torch.get_num_threads()
+    plan: list[tuple[str, Any, int]] = [("one process, torch 1 thread", "threads", 1)]
+    plan.append((f"local cluster, {args.workers} workers x 1 thread", None, default_threads))
+    if default_threads > 1:
+        plan.append((f"one process, torch {default_threads} threads", "threads", default_threads))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "images").mkdir()
         images = make_images(folder / "images", args.images, args.size)
-        print("one process ...", file=sys.stderr)
-        results["one process"] = run(images, folder / "out1", "threads", args)
-        print(f"local cluster, {args.workers} workers ...", file=sys.stderr)
-        results[f"local cluster, {args.workers} workers"] = run(images, folder / "out2", None, args)
-    print(
-        "| run | images/min | processing (s) | wall incl. start-up (s) | masks "
-        "| peak RSS per process (MiB) |"
-    )
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, r in results.items():
-        peaks = ", ".join(f"{p:.0f}" for p in r["peak_rss_mb"])
-        print(
-            f"| {name} | {r['images_per_minute']:.1f} | {r['processing_s']:.1f} | "
-            f"{r['wall_s']:.1f} | {r['masks']} | {peaks} |"
-        )
+        for k, (name, client, threads) in enumerate(plan):
+            print(f"{name} ...", file=sys.stderr)
+            torch.set_num_threads(threads)
+            try:
+                r = results[name] = run(images, folder / f"out{k}", client, args)
+            finally:
+                torch.set_num_threads(default_threads)
+            peaks = ", ".join(f"{p:.0f}" for p in r["peak_rss_mb"])
+            print(
+                f"| {name} | {r['images_per_minute']:.1f} | {r['processing_s']:.1f} | "
+                f"{r['wall_s']:.1f} | {r['masks']} | {peaks} |",
+                flush=True,
+            )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
 
