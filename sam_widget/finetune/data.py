@@ -137,11 +137,11 @@ def _from_coco(data: dict[str, Any], root: Path, source: str) -> list[Sample]:
 
 
 def _from_project(path: Path) -> list[Sample]:
-    from . import project
+    from .project import read_project
 
     return [
         s
-        for s in (_make_sample(img, masks, name) for img, masks, name in project.read(path))
+        for s in (_make_sample(img, masks, name) for img, masks, name in read_project(path))
         if s is not None
     ]
 

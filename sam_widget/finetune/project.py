@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read"]
+__all__ = ["read_project"]
 
 
-def read(path: Path) -> Iterator[tuple[Any, Any, str]]:
+def read_project(path: Path) -> Iterator[tuple[Any, Any, str]]:
     """Yield ``(image, masks, name)`` for every image of the project at ``path`` that has
     object masks. Never writes to the project."""
     try:
