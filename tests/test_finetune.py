@@ -18,6 +18,7 @@ from _finetune_synth import make_dataset
 from PIL import Image
 
 from sam_widget.data.io import write_coco_json
+from sam_widget.data.store import Project
 from sam_widget.engine.embedding_cache import EmbeddingCache
 from sam_widget.engine.predictor import SamPredictor
 from sam_widget.finetune import finetune, load_finetuned, plot_history, read_metadata, use_model
@@ -142,6 +143,35 @@ def test_training_from_coco_is_deterministic_and_leaves_the_files_alone(
     a, b = tuned.state_dict(), again.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "same data and seed: same weights"
     assert again.finetune_history == tuned.finetune_history
+
+
+def test_training_from_a_project_uses_its_own_masks_and_never_writes(
+    learned,
+    base,
+    cache,
+    tmp_path,  # noqa: ANN001
+) -> None:
+    tuned, _, data, _ = learned
+    for i, (img, _) in enumerate(data):
+        Image.fromarray(img).save(tmp_path / f"im{i}.png")
+    path = tmp_path / "labels.sqlite"
+    with Project.open(path, root=tmp_path) as p:
+        added = p.add_images([tmp_path / f"im{i}.png" for i in range(len(data))]).added
+        for rec, (_, masks) in zip(added, data, strict=True):
+            p.add_object(rec.id, masks[0], source="manual" if rec.id % 2 else "assisted")
+        # Unreviewed automatic output is not training data.
+        p.add_object(added[0].id, ~data[0][1][0], source="automatic")
+    before = {q.name: _file_hash(q) for q in tmp_path.iterdir()}
+    again = finetune(str(path), base, epochs=2, seed=0, val_fraction=0.25, cache=cache, **FAST)
+    after = {q.name: _file_hash(q) for q in tmp_path.iterdir()}
+    assert {k: after[k] for k in before} == before  # the project file and images, byte for byte
+    # SQLite's read-only open of a WAL project leaves its (empty) side files behind.
+    assert set(after) - set(before) <= {"labels.sqlite-wal", "labels.sqlite-shm"}
+    wal = tmp_path / "labels.sqlite-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    a, b = tuned.state_dict(), again.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "same images and masks: same weights"
+    assert again.finetune_metadata["data_hash"] == tuned.finetune_metadata["data_hash"]
 
 
 def _coco_one(masks: np.ndarray, image_id: int) -> dict:

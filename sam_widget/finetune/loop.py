@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ..engine.embedding_cache import EmbeddingCache
-from ..engine.transforms import ResizeLongestSide
 from .checkpoint import save_checkpoint
 from .data import data_hash, load_samples, split_samples
 from .evaluate import METRICS, evaluate
@@ -161,9 +160,10 @@ def finetune(
     fam = family_training(base)
     if train not in fam.TRAINABLE:
         raise ValueError(f"train must be one of {sorted(fam.TRAINABLE)}, got {train!r}")
-    # The interface's frame sizes (docs: models/interface.py); SAM's are 1024 and 256.
-    low_res = int(getattr(base, "low_res_size", (256, 256))[0])
-    transform = ResizeLongestSide(int(getattr(base, "image_size", 1024)))
+    # The model interface's frames (models/interface.py): SAM's input frame is the longest
+    # side resized to 1024, its low-res grid 256 x 256.
+    low_res = int(base.low_res_size[0])
+    transform = base.geometry
 
     n_img = len(train_samples) + len(val_samples)
     bar = _Progress(
@@ -254,7 +254,7 @@ def _train(
     params: list[torch.nn.Parameter],
     train_prep: list[Prepared],
     val_prep: list[Prepared],
-    transform: ResizeLongestSide,
+    transform: Any,
     bar: _Progress,
     *,
     epochs: int,
