@@ -174,6 +174,28 @@ def test_training_from_a_project_uses_its_own_masks_and_never_writes(
     assert again.finetune_metadata["data_hash"] == tuned.finetune_metadata["data_hash"]
 
 
+def test_a_project_reuses_the_annotators_embedding_cache(base, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    data = make_dataset(2, seed=5)
+    path = tmp_path / "p.sqlite"
+    with Project.open(path, root=tmp_path) as p:
+        for i, (img, masks) in enumerate(data):
+            Image.fromarray(img).save(tmp_path / f"im{i}.png")
+            rec = p.add_images([tmp_path / f"im{i}.png"]).added[0]
+            p.add_object(rec.id, masks[0])
+    # What SamAnnotator leaves beside its project: <project>.cache/embeddings/*.npz
+    disk = EmbeddingCache(directory=tmp_path / "p.sqlite.cache" / "embeddings")
+    predictor = SamPredictor(base, cache=disk)
+    for img, _ in data:
+        predictor.compute_embedding(img)
+
+    def no_encoder(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the image encoder ran: the annotator's cache was not used")
+
+    monkeypatch.setattr(base.image_encoder, "forward", no_encoder)
+    tuned = finetune(str(path), base, epochs=1, seed=0, val_fraction=0.5, **FAST)
+    assert tuned.finetune_metadata["num_train_images"] == 1
+
+
 def _coco_one(masks: np.ndarray, image_id: int) -> dict:
     import io
 

@@ -9,6 +9,7 @@ import importlib
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -56,6 +57,17 @@ def _resolve_model(
     else:
         raise TypeError(f"model must be a variant name or a model, got {type(model).__name__}")
     return base, torch.device(base.device)
+
+
+def annotator_cache(data: Any) -> EmbeddingCache | None:
+    """The embedding cache ``SamAnnotator`` keeps beside a project file
+    (``<project>.cache/embeddings``), if ``data`` is such a project and the folder exists:
+    images encoded while annotating (with the same model weights) are not encoded again."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    path = Path(os.fspath(data)).expanduser()
+    folder = path.with_name(path.name + ".cache") / "embeddings"
+    return EmbeddingCache(directory=folder) if folder.is_dir() else None
 
 
 class _Progress:
@@ -130,7 +142,8 @@ def finetune(
     checkpoint, device, pretrained=pretrained)``) or a model, which is copied, never
     changed. ``train``: ``"decoder"`` (mask decoder) or ``"decoder+prompt"`` (also the prompt
     encoder); the image encoder is frozen and each image is encoded once (through
-    ``cache``, an :class:`EmbeddingCache`, when given).
+    ``cache``, an :class:`EmbeddingCache`; for a project, by default the annotator's cache
+    beside it when there is one, so images already encoded there are not encoded again).
 
     Each step runs ``rounds`` interactive rounds on up to ``masks_per_step`` masks of one
     training image (:mod:`sam_widget.finetune.step`), AdamW(``lr``, ``weight_decay``).
@@ -157,6 +170,8 @@ def finetune(
         train_samples, val_samples = split_samples(samples, val_fraction, seed)
 
     base, dev = _resolve_model(model, checkpoint, device, pretrained)
+    if cache is None:
+        cache = annotator_cache(data)
     fam = family_training(base)
     if train not in fam.TRAINABLE:
         raise ValueError(f"train must be one of {sorted(fam.TRAINABLE)}, got {train!r}")
