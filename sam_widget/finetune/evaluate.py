@@ -28,8 +28,10 @@ _CHUNK = 16  # masks decoded at once
 
 def _ious(model: Any, prep: Prepared, low: torch.Tensor, masks: np.ndarray) -> list[float]:
     """(B, 256, 256) low-res logits -> IoU of each thresholded upscaled mask with ``masks``."""
+    # B x h x w -> B x 1 x h x w -> B x 1 x H x W -> B x H x W
     up = model.geometry.upscale(low[:, None], prep.input_size, prep.original_size)[:, 0] > 0
     gt = torch.from_numpy(masks).to(up.device)
+    # B x H x W -> B x HW, summed per mask
     inter = (up & gt).flatten(1).sum(dim=1).to(torch.float64)
     union = (up | gt).flatten(1).sum(dim=1).to(torch.float64)
     return (inter / union.clamp(min=1)).tolist()
@@ -57,8 +59,10 @@ def _evaluate_chunk(
         new_xy, new_label = deepest_corrective_points(
             prev[:, :gh, :gw].cpu(), target.cpu(), prep.cell
         )
+        # B x 2 -> B x 1 x 2 (one more point per prompt), B -> B x 1
         coords = torch.cat([coords, new_xy.to(device)[:, None]], dim=1)
         labels = torch.cat([labels, new_label.to(device)[:, None]], dim=1)
+        # previous logits B x 256 x 256 -> B x 1 x 256 x 256 mask prompt
         low, _ = fam.decode(model, prep.features, coords, labels, None, prev[:, None], False)
         prev = low[:, 0]
     out["iou_3click"] = _ious(model, prep, prev, masks)

@@ -94,7 +94,7 @@ def encoder_id(model: Any) -> str:
     for name in sorted(state):
         t = state[name].detach().to("cpu").contiguous()
         digest.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        flat = t.reshape(-1)
+        flat = t.reshape(-1)  # any shape -> flat, for its bytes
         if flat.dtype == torch.bool:
             flat = flat.to(torch.uint8)
         digest.update(np.ascontiguousarray(flat.view(torch.uint8).numpy()).data)
