@@ -240,3 +240,35 @@ def test_train_step_follows_the_interactive_recipe() -> None:
             assert lab == (1.0 if missed else 0.0)
             assert call["coords"].shape[1] == r + (0 if first["boxes"] is not None else 1)
     assert saw_point and saw_box
+
+
+def test_set_trainable_freezes_the_encoder_and_decode_is_differentiable() -> None:
+    import warnings
+
+    from sam_widget.models.build import build_sam
+    from sam_widget.models.sam import training
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        model = build_sam("tiny", pretrained=False)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for train, parts in (
+        ("decoder", {"mask_decoder"}),
+        ("decoder+prompt", {"mask_decoder", "prompt_encoder"}),
+    ):
+        params = training.set_trainable(model, train)
+        assert {names[id(p)].split(".")[0] for p in params} == parts
+        trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable == parts
+    features = torch.randn(1, 256, 64, 64)
+    coords, labels = torch.tensor([[[300.0, 200.0]]]), torch.ones(1, 1)
+    low, iou = training.decode(
+        model, features, coords, labels, None, torch.zeros(1, 1, 256, 256), True
+    )
+    assert low.shape == (1, 3, 256, 256) and iou.shape == (1, 3)
+    (low.mean() + iou.mean()).backward()
+    grads = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None}
+    assert grads == {"mask_decoder", "prompt_encoder"}
+    with pytest.raises(ValueError, match="train must be one of"):
+        training.set_trainable(model, "everything")
