@@ -13,7 +13,11 @@
 #      Override with TORCH_SPEC (e.g. "torch==2.6.0") and/or TORCH_INDEX_URL.
 #   3. The frontend: `npm ci` in js/ (when package-lock.json changed) and `npm run build`
 #      (-> sam_widget/static/widget.js).
-#   4. `pip install -e ".[dev]"` (when pyproject.toml changed or the package does not import).
+#   4. `pip install -e ".[dev]"` (when pyproject.toml changed or the package does not import),
+#      then the test-only SAM 2 oracle `sam2==1.1.0`: without its dependencies (it lists
+#      torchvision and a CUDA-default torch; hydra-core and iopath come with ".[dev]"), without
+#      build isolation (its build needs torch: the one in .venv, never a download) and with
+#      SAM2_BUILD_CUDA=0 (no CUDA extension).
 #   5. Chromium for the end-to-end tests: installed with apt-get when running as root (or with
 #      passwordless sudo); otherwise the command to run is printed.
 #
@@ -163,6 +167,13 @@ if [[ "$(cat "$STAMP_DIR/pyproject" 2>/dev/null)" != "$py_hash" ]] ||
     echo "$py_hash" > "$STAMP_DIR/pyproject"
 else
     log "python dependencies up to date"
+fi
+SAM2_ORACLE="1.1.0"
+if [[ "$("$VPY" -c 'import importlib.metadata as m; print(m.version("sam2"))' 2>/dev/null)" == "$SAM2_ORACLE" ]]; then
+    log "SAM 2 oracle sam2==$SAM2_ORACLE already installed"
+else
+    log "installing the test-only SAM 2 oracle sam2==$SAM2_ORACLE (no dependencies, no CUDA build)"
+    SAM2_BUILD_CUDA=0 "${PIP[@]}" install --no-deps --no-build-isolation "sam2==$SAM2_ORACLE"
 fi
 if "$VPY" -m pip show torchvision >/dev/null 2>&1; then
     warn "torchvision is installed in .venv; sam_widget does not use it (tests shim it)"

@@ -1,10 +1,13 @@
-"""Test-only stand-in for the two torchvision modules that ``segment_anything`` imports.
+"""Test-only stand-in for the torchvision modules that the published oracles import.
 
-The published ``segment-anything`` package is our oracle in the fidelity tests. It imports
-``torchvision.transforms.functional.{resize, to_pil_image}`` (image resizing in
-``utils/transforms.py``) and ``torchvision.ops.boxes.{batched_nms, box_area}`` (in the
-automatic mask generator). torchvision has no CPU build on our machines, so this module
-installs minimal, independently written equivalents into ``sys.modules`` before the oracle is
+The published ``segment-anything`` and ``sam2`` packages are our oracles in the fidelity
+tests. ``segment_anything`` imports ``torchvision.transforms.functional.{resize,
+to_pil_image}`` (image resizing in ``utils/transforms.py``); ``sam2`` imports
+``torchvision.transforms.{Normalize, Resize, ToTensor}`` (``sam2/utils/transforms.py``, where
+Resize and Normalize are put through ``torch.jit.script``, so they are scriptable
+``nn.Module``s here); both import ``torchvision.ops.boxes.{batched_nms, box_area}`` (their
+automatic mask generators). torchvision has no CPU build on our machines, so this module
+installs minimal, independently written equivalents into ``sys.modules`` before an oracle is
 imported. Nothing in ``sam_widget`` may import this file.
 """
 
@@ -15,7 +18,9 @@ import types
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 
 def _to_pil_image(pic: np.ndarray) -> Image.Image:
@@ -32,6 +37,47 @@ def _resize(
     # torchvision resizes PIL images with PIL's own bilinear filter; size is (h, w).
     h, w = int(size[0]), int(size[1])
     return img.resize((w, h), Image.BILINEAR)
+
+
+class _ToTensor:
+    """``(H, W, C)`` uint8 array -> ``C x H x W`` float32 tensor in [0, 1] (torchvision's
+    ``ToTensor`` for numpy images; the oracle passes only HWC uint8 RGB arrays)."""
+
+    def __call__(self, pic: np.ndarray) -> torch.Tensor:
+        arr = np.asarray(pic)
+        if arr.dtype != np.uint8 or arr.ndim != 3:
+            raise TypeError(f"shim ToTensor expects HWC uint8, got {arr.dtype} {arr.shape}")
+        # H x W x C -> C x H x W
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous().float().div(255.0)
+
+
+class _Resize(nn.Module):
+    """Resize a ``[B x] C x H x W`` float tensor to ``size`` (h, w): bilinear with
+    antialiasing, torchvision's default for tensors (``antialias=True``)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size: list[int] = [int(size[0]), int(size[1])]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batched = x.dim() == 4
+        y = x if batched else x.unsqueeze(0)
+        y = F.interpolate(y, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        return y if batched else y.squeeze(0)
+
+
+class _Normalize(nn.Module):
+    """``(x - mean) / std`` per channel of a ``[B x] C x H x W`` tensor."""
+
+    def __init__(self, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.mean: list[float] = [float(m) for m in mean]
+        self.std: list[float] = [float(s) for s in std]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+        return (x - mean) / std
 
 
 def _box_area(boxes: torch.Tensor) -> torch.Tensor:
@@ -82,6 +128,9 @@ def install() -> None:
     functional = types.ModuleType("torchvision.transforms.functional")
     functional.resize = _resize  # type: ignore[attr-defined]
     functional.to_pil_image = _to_pil_image  # type: ignore[attr-defined]
+    transforms.ToTensor = _ToTensor  # type: ignore[attr-defined]
+    transforms.Resize = _Resize  # type: ignore[attr-defined]
+    transforms.Normalize = _Normalize  # type: ignore[attr-defined]
     ops = types.ModuleType("torchvision.ops")
     boxes_mod = types.ModuleType("torchvision.ops.boxes")
     boxes_mod.batched_nms = _batched_nms  # type: ignore[attr-defined]
@@ -107,3 +156,15 @@ def import_reference() -> types.ModuleType:
     import segment_anything
 
     return segment_anything
+
+
+def import_sam2() -> types.ModuleType:
+    """Install the shim and return the published ``sam2`` package (SAM 2 / 2.1 oracle)
+    with its image predictor, builder and automatic mask generator imported."""
+    install()
+    import sam2
+    import sam2.automatic_mask_generator
+    import sam2.build_sam
+    import sam2.sam2_image_predictor  # noqa: F401
+
+    return sam2

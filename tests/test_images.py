@@ -133,6 +133,26 @@ def test_result_does_not_alias_converted_input() -> None:
     assert out[0, 0, 0] == 0
 
 
+def test_torch_tensors_in_both_layouts() -> None:
+    a = _rgb()  # H x W x 3 uint8
+    hwc = torch.from_numpy(a.copy())
+    chw = hwc.permute(2, 0, 1)  # H x W x C -> C x H x W, as torchvision gives images
+    np.testing.assert_array_equal(to_rgb_uint8(hwc), a)
+    np.testing.assert_array_equal(to_rgb_uint8(chw), a)
+    # float in [0, 1], channels first, with a grad history: the float rule of arrays applies
+    f = (chw.float() / 255).requires_grad_(True)
+    np.testing.assert_array_equal(to_rgb_uint8(f), a)
+    np.testing.assert_array_equal(to_rgb_uint8(chw.to(torch.bfloat16) / 255), _bf16_ref(a))
+    gray = torch.from_numpy(a[:, :, 0].copy())
+    np.testing.assert_array_equal(to_rgb_uint8(gray), np.repeat(a[:, :, :1], 3, axis=2))
+
+
+def _bf16_ref(a: np.ndarray) -> np.ndarray:
+    # What the float rule gives for the bfloat16-rounded values.
+    v = (torch.from_numpy(a).to(torch.bfloat16) / 255).float().numpy()
+    return np.floor(v * 255 + 0.5).astype(np.uint8)
+
+
 @pytest.mark.parametrize(
     "bad, exc, pattern",
     [
@@ -142,7 +162,9 @@ def test_result_does_not_alias_converted_input() -> None:
         (np.zeros((5, 7, 3), np.complex64), TypeError, "image has unsupported dtype"),
         (np.array([["a"]]), TypeError, "image has unsupported dtype"),
         ([[0, 1], [2, 3]], TypeError, "image must be a numpy array"),
-        (torch.zeros(4, 4, 3, dtype=torch.uint8), TypeError, "image must be a numpy array"),
+        (torch.zeros(4, 4, 3, device="meta"), TypeError, r"image\.cpu\(\)"),
+        (torch.zeros(2, 4, 4, 3, dtype=torch.uint8), ValueError, r"image must have shape"),
+        (torch.full((4, 4, 3), 2.0), ValueError, "float images must lie in"),
         (np.zeros((0, 7, 3), np.uint8), ValueError, "image is empty"),
     ],
 )

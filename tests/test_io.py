@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io as _io
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -266,6 +268,31 @@ def test_coco_json_readable_by_pycocotools(tmp_path) -> None:
         np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), m)
 
 
+def test_coco_categories_default_and_per_mask(tmp_path) -> None:
+    from pycocotools.coco import COCO
+
+    masks = np.random.default_rng(4).random((4, 12, 10)) < 0.5
+    plain = io.to_coco_json(masks)
+    # No categories given: one "object" category, every mask an instance of it.
+    assert plain["categories"] == [{"id": 1, "name": "object"}]
+    assert {a["category_id"] for a in plain["annotations"]} == {1}
+    data = io.to_coco_json(masks, categories=["cat", None, "dog", "cat"])
+    by_name = {c["name"]: c["id"] for c in data["categories"]}
+    assert sorted(by_name) == ["cat", "dog", "object"] and len(set(by_name.values())) == 3
+    got = [a["category_id"] for a in data["annotations"]]
+    assert got == [by_name["cat"], by_name["object"], by_name["dog"], by_name["cat"]]
+    path = tmp_path / "cats.json"
+    path.write_text(json.dumps(data))
+    coco = COCO(str(path))
+    assert len(coco.getAnnIds(catIds=[by_name["cat"]])) == 2
+    with pytest.raises(ValueError, match="one name per mask"):
+        io.to_coco_json(masks, categories=["cat"])
+    with pytest.raises(ValueError, match=r"categories\[1\]"):
+        io.to_coco_json(masks, categories=["cat", "  ", None, None])
+    with pytest.raises(TypeError, match="categories must be a sequence"):
+        io.to_coco_json(masks, categories="cat")
+
+
 def test_coco_json_edge_cases() -> None:
     empty = io.to_coco_json([], height=5, width=6)
     assert empty["annotations"] == [] and empty["images"][0]["height"] == 5
@@ -301,3 +328,102 @@ def test_coco_json_edge_cases() -> None:
         io.to_coco_json([np.zeros((2, 2), bool), np.zeros((3, 3), bool)])
     with pytest.raises(ValueError, match="height and width"):
         io.to_coco_json([])
+
+
+# ------------------------------------------------------------- atomic writes (issue 16 #1)
+
+
+def _file_writers() -> dict[str, Any]:
+    """name -> (suffix, write(path, masks)) for every writer of a mask file."""
+    from sam_widget.widget import persist
+
+    def objects(n: int) -> list[dict[str, Any]]:
+        return [{"id": i + 1, "name": f"o{i}", "color": "#e69f00"} for i in range(n)]
+
+    return {
+        "npz": (".npz", lambda p, m: persist.save_masks(p, m, objects(len(m)))),
+        "widget_png": (".png", lambda p, m: persist.save_masks(p, m, objects(len(m)))),
+        "coco": (".json", lambda p, m: persist.export_coco(p, m, objects(len(m)), [0.5] * len(m))),
+        "label_png": (".png", lambda p, m: io.write_label_png(p, m, overlap="last")),
+        "coco_json": (".json", lambda p, m: io.write_coco_json(p, m)),
+    }
+
+
+def _noise_masks(seed: int, n: int, side: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, side, side)) < 0.5
+
+
+@pytest.mark.parametrize("name", sorted(_file_writers()))
+def test_failed_write_keeps_the_old_file(name: str, tmp_path, monkeypatch) -> None:
+    """An encoder that raises mid-stream (after writing part of the file): the old file is
+    byte-identical and no temp file is left."""
+    suffix, write = _file_writers()[name]
+    target = tmp_path / f"out{suffix}"
+    write(target, _noise_masks(0, 2, 32))
+    before = target.read_bytes()
+
+    def partial(file: Any) -> None:
+        if isinstance(file, (str, Path)):
+            with open(file, "wb") as fh:
+                fh.write(b"partial")
+        elif hasattr(file, "write"):
+            file.write(b"partial" if not isinstance(file, _io.TextIOBase) else "partial")
+        raise OSError(28, "No space left on device (simulated)")
+
+    monkeypatch.setattr(np, "savez_compressed", lambda file, **kw: partial(file))
+    monkeypatch.setattr(Image.Image, "save", lambda self, fp, *a, **kw: partial(fp))
+    monkeypatch.setattr(json, "dump", lambda obj, fp, **kw: partial(fp))
+    monkeypatch.setattr(json, "dumps", lambda obj, **kw: partial(None))
+    with pytest.raises(OSError, match="simulated"):
+        write(target, _noise_masks(1, 3, 64))
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_full_disk_keeps_every_old_file(tmp_path) -> None:
+    """A real short write (RLIMIT_FSIZE in a subprocess: write() fails with EFBIG) for every
+    mask-file writer: each old file stays byte-identical and no temp file is left."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    writers = sorted(_file_writers())
+    targets = {}
+    for name in writers:
+        suffix, write = _file_writers()[name]
+        target = tmp_path / f"{name}{suffix}"
+        write(target, _noise_masks(0, 1, 16))
+        targets[name] = target
+    before = {n: t.read_bytes() for n, t in targets.items()}
+    assert max(len(b) for b in before.values()) < 20_000
+    code = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        import numpy as np
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_io import _file_writers, _noise_masks
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+        masks = _noise_masks(1, 3, 256)
+        for name, path in {dict((n, str(t)) for n, t in targets.items())!r}.items():
+            try:
+                _file_writers()[name][1](path, masks)
+            except OSError as e:
+                print(name, "failed", e.errno)
+            else:
+                print(name, "wrote")
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    lines = out.stdout.split("\n")
+    assert sorted(line.split()[0] for line in lines if line) == writers, out.stdout + out.stderr
+    for line in filter(None, lines):
+        assert line.split()[1] == "failed", out.stdout + out.stderr
+    for name, target in targets.items():
+        assert target.read_bytes() == before[name], name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(t.name for t in targets.values())

@@ -376,9 +376,13 @@ def test_undo_redo_history_and_replay(model: Any) -> None:
     w.new_object(name="second", box=[10, 10, 60, 50])
     m_final = w.masks
     w.select(1)
-    assert len(w.history) == 5 and w.history_index == 4
+    # Selecting is not a history step: it updates the current entry (issue 15).
+    assert len(w.history) == 4 and w.history_index == 3 and w.history[3]["active"] == 1
     assert w.history[2]["objects"][0]["points"] == [[40.0, 30.0], [90.0, 60.0]]
-    w.undo()  # back to active = the second object
+    w.rename("first")  # a rename is one step
+    assert len(w.history) == 5 and w.history_index == 4
+    w.undo()
+    assert w.objects[0]["name"] == "object 1" and w.active == 1
     w._on_custom_message(w, {"type": "undo"}, [])  # the browser's undo: second object gone
     w.wait(TIMEOUT)
     assert [o["id"] for o in w.objects] == [1] and w.can_redo and w.can_undo

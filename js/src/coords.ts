@@ -175,24 +175,54 @@ export function resetView(view: View): View {
 }
 
 /**
- * Stage size (integer CSS px) for an image shown at the container's width, keeping the
- * aspect ratio, no taller than `maxHeight`.
+ * Stage size (integer CSS px) for an image shown at most `maxWidth` wide and `maxHeight`
+ * tall, keeping the aspect ratio and never enlarged past `maxScale` CSS px per image px.
  */
 export function fitStage(
-  containerWidth: number,
+  maxWidth: number,
   imageWidth: number,
   imageHeight: number,
   maxHeight: number,
+  maxScale = Infinity,
 ): [number, number] {
-  const cw = Math.max(1, Math.floor(containerWidth));
+  const cw = Math.max(1, Math.floor(maxWidth));
   if (imageWidth <= 0 || imageHeight <= 0) return [cw, Math.min(Math.round(cw * 0.5), maxHeight)];
-  let w = cw;
-  let h = (w * imageHeight) / imageWidth;
-  if (h > maxHeight) {
-    h = maxHeight;
-    w = (h * imageWidth) / imageHeight;
-  }
-  return [Math.max(1, Math.round(w)), Math.max(1, Math.round(h))];
+  const s = Math.min(cw / imageWidth, maxHeight / imageHeight, maxScale);
+  return [Math.max(1, Math.round(imageWidth * s)), Math.max(1, Math.round(imageHeight * s))];
+}
+
+/** Share of the viewport's height the image may take by default (the rest: the controls). */
+export const VIEWPORT_SHARE = 0.55;
+/** The default height cap never goes below this (CSS px), even in a tiny window. */
+export const MIN_AUTO_HEIGHT = 200;
+
+export interface StageLimits {
+  /** Width available in the cell (CSS px). */
+  containerWidth: number;
+  /** The browser window's inner height (CSS px). */
+  viewportHeight: number;
+  /** The user's size options (CSS px; 0 or less: automatic). */
+  width?: number;
+  height?: number;
+}
+
+/**
+ * The stage size the widget uses. Automatic: the image at its own size (1 CSS px per image
+ * px, never enlarged) or smaller to fit the cell's width and `VIEWPORT_SHARE` of the
+ * window's height, so the toolbar, candidates, object list and status line fit on screen
+ * with it. `width`/`height` options replace those bounds (and may enlarge the image; with
+ * one of them only, the other side follows the aspect ratio; never wider than the cell). Zoom
+ * (1..MAX_ZOOM, relative to this size) and pan then reach every pixel.
+ */
+export function stageSize(imageWidth: number, imageHeight: number, limits: StageLimits): [number, number] {
+  const userW = limits.width !== undefined && limits.width > 0 ? limits.width : 0;
+  const userH = limits.height !== undefined && limits.height > 0 ? limits.height : 0;
+  const maxW = userW > 0 ? Math.min(userW, limits.containerWidth) : limits.containerWidth;
+  const autoH = Math.max(MIN_AUTO_HEIGHT, Math.round(limits.viewportHeight * VIEWPORT_SHARE));
+  // One option given: that one bounds the size (the other side follows the aspect ratio).
+  const maxH = userH > 0 ? userH : userW > 0 ? Infinity : autoH;
+  const maxScale = userW > 0 || userH > 0 ? Infinity : 1;
+  return fitStage(maxW, imageWidth, imageHeight, maxH, maxScale);
 }
 
 /** Whether an image-px point lies on the image. */

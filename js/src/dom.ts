@@ -18,6 +18,8 @@ export type ActionName =
   | "clear"
   | "hover"
   | "segment-everything"
+  | "everything-settings"
+  | "keep"
   | "hide-everything"
   | "zoom-in"
   | "zoom-out"
@@ -38,6 +40,7 @@ export interface Dom {
   candidates: HTMLDivElement;
   status: HTMLDivElement;
   statusText: HTMLSpanElement;
+  statusNote: HTMLSpanElement;
   progress: HTMLProgressElement;
   notice: HTMLDivElement;
   error: HTMLDivElement;
@@ -78,7 +81,9 @@ const GROUPS: [ActionName, string, string][][] = [
   ],
   [
     ["hover", "Hover", "Preview the mask under the pointer"],
-    ["segment-everything", "Everything", "Segment everything; click a mask to keep it"],
+    ["segment-everything", "Everything", "Segment everything (then keep masks as objects)"],
+    ["everything-settings", "\u2699", "Segment-everything settings (points per side, thresholds)"],
+    ["keep", "Keep", "Keep mode: click a segment-everything mask to make it an object"],
     ["hide-everything", "Hide all", "Hide the segment-everything masks"],
   ],
   [
@@ -88,7 +93,10 @@ const GROUPS: [ActionName, string, string][][] = [
   ],
 ];
 
-const TOGGLES = new Set<ActionName>(["positive", "negative", "box", "pan", "hover"]);
+const TOGGLES = new Set<ActionName>(["positive", "negative", "box", "pan", "hover", "keep"]);
+
+/** Controls that only apply sometimes: their space is always reserved (no reflow). */
+export const RESERVED = new Set<ActionName>(["keep", "hide-everything"]);
 
 export function buildDom(): Dom {
   const root = h("div", {
@@ -107,6 +115,7 @@ export function buildDom(): Dom {
     for (const [action, label, title] of group) {
       const b = h("button", { type: "button", "data-action": action, title, "aria-label": title }, label);
       if (TOGGLES.has(action)) b.setAttribute("aria-pressed", "false");
+      if (RESERVED.has(action)) b.classList.add("sam-reserved");
       buttons[action] = b;
       g.appendChild(b);
     }
@@ -148,7 +157,8 @@ export function buildDom(): Dom {
   const statusText = h("span", { class: "sam-status-text" });
   const progress = h("progress", { max: "1" });
   progress.hidden = true;
-  status.append(statusText, progress);
+  const statusNote = h("span", { class: "sam-status-note" });
+  status.append(statusText, progress, statusNote);
 
   root.append(toolbar, notice, error, stage, objects, candidates, status);
   return {
@@ -166,6 +176,7 @@ export function buildDom(): Dom {
     candidates,
     status,
     statusText,
+    statusNote,
     progress,
     notice,
     error,
@@ -179,5 +190,5 @@ export const STATUS_TEXT: Record<string, string> = {
   encoding: "Encoding image\u2026",
   ready: "Ready",
   segmenting: "Segmenting\u2026",
-  error: "Error",
+  error: "Model not loaded",
 };

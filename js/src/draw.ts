@@ -144,6 +144,25 @@ function drawPoint(ctx: CanvasRenderingContext2D, m: Extract<MarkerShape, { kind
   ctx.globalAlpha = 1;
 }
 
+export interface Stroke {
+  color: string;
+  width: number;
+  dash: number[];
+}
+
+/**
+ * The strokes of a box outline, drawn in order: a dark and a light halo under the line in
+ * the object's colour, like the white ring around the point markers, so the box stays
+ * visible over any image and over the mask overlay (whatever the object's colour).
+ */
+export function boxStrokes(color: string, width: number, dash: number[]): Stroke[] {
+  return [
+    { color: "rgba(0,0,0,0.7)", width: width + 4, dash: [] },
+    { color: "rgba(255,255,255,0.95)", width: width + 2, dash: [] },
+    { color, width, dash },
+  ];
+}
+
 function strokeRect(
   ctx: CanvasRenderingContext2D,
   x0: number,
@@ -158,14 +177,12 @@ function strokeRect(
   const y = Math.min(y0, y1);
   const w = Math.abs(x1 - x0);
   const hgt = Math.abs(y1 - y0);
-  ctx.setLineDash([]);
-  ctx.lineWidth = width + 2;
-  ctx.strokeStyle = "rgba(0,0,0,0.6)"; // dark halo: visible on light and dark images
-  ctx.strokeRect(x, y, w, hgt);
-  ctx.setLineDash(dash);
-  ctx.lineWidth = width;
-  ctx.strokeStyle = color;
-  ctx.strokeRect(x, y, w, hgt);
+  for (const st of boxStrokes(color, width, dash)) {
+    ctx.setLineDash(st.dash);
+    ctx.lineWidth = st.width;
+    ctx.strokeStyle = st.color;
+    ctx.strokeRect(x, y, w, hgt);
+  }
   ctx.setLineDash([]);
 }
 
@@ -178,7 +195,7 @@ export function drawMarkers(
 ): void {
   useStageSpace(ctx, view);
   for (const m of shapes) {
-    if (m.kind === "box") strokeRect(ctx, m.x0, m.y0, m.x1, m.y1, m.color, m.active ? 2 : 1.5, m.active ? [] : [5, 4]);
+    if (m.kind === "box") strokeRect(ctx, m.x0, m.y0, m.x1, m.y1, m.color, m.active ? 2.5 : 1.5, m.active ? [] : [5, 4]);
     else drawPoint(ctx, m);
   }
   if (rubber) strokeRect(ctx, rubber[0], rubber[1], rubber[2], rubber[3], "#ffffff", 1.5, [6, 4]);

@@ -12,7 +12,7 @@
  * the kernel, which owns the history).
  */
 
-export type InputMode = "positive" | "negative" | "box" | "pan";
+export type InputMode = "positive" | "negative" | "box" | "pan" | "keep";
 
 export const DRAG_THRESHOLD = 4; // screen px (mouse, pen)
 export const TOUCH_DRAG_THRESHOLD = 10; // screen px (fingers are less precise)

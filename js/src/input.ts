@@ -2,12 +2,26 @@
  * Wires DOM events of a view to its state: pointer gestures on the stage, wheel zoom,
  * keyboard commands on the (focusable) root, toolbar, object list and candidate chooser.
  * Every listener goes through the view's Disposer, so cleanup removes all of them.
+ *
+ * The handlers are pure: from an event (and a read-only snapshot of the view, `InputContext`)
+ * they return a list of `ViewAction`s; only `perform` applies actions to the view. So what a
+ * click, a drag or a key does is tested without a DOM (js/test/input.test.ts).
  */
-import { clampToImage, insideImage, panBy, screenToImage, screenToStage } from "./coords";
+import {
+  clampToImage,
+  insideImage,
+  panBy,
+  type ScreenRect,
+  screenToImage,
+  screenToStage,
+  type View,
+} from "./coords";
 import { h } from "./dom";
 import {
   type Command,
+  type Gesture,
   type GestureResult,
+  type InputMode,
   keyCommand,
   pointerCancel,
   pointerDown,
@@ -15,9 +29,45 @@ import {
   type PointerInput,
   pointerUp,
 } from "./gesture";
+import { type Action, orderBox } from "./state";
 import type { SamView } from "./view";
 
 const BUSY = new Set(["loading", "encoding"]);
+
+/** One change of the view an input asks for; `perform` applies it. */
+export type ViewAction =
+  | { kind: "commit"; action: Action }
+  | { kind: "send"; message: Record<string, unknown> }
+  | { kind: "gesture"; gesture: Gesture }
+  | { kind: "rubber"; rect: [number, number, number, number] | null }
+  | { kind: "setView"; view: View }
+  | { kind: "zoom"; factor: number; at?: [number, number] }
+  | { kind: "mode"; mode: InputMode }
+  | { kind: "spaceHeld"; held: boolean }
+  | { kind: "toggleHover" }
+  | { kind: "opacity"; value: number }
+  | { kind: "hideEverything" }
+  | { kind: "hover"; x: number; y: number }
+  | { kind: "clearHover" }
+  | { kind: "everythingHover"; label: number }
+  | { kind: "dismissError" }
+  | { kind: "toggleSettings" };
+
+/** What the handlers may read of the view (a snapshot; they never write it). */
+export interface InputContext {
+  view: View;
+  rect: ScreenRect;
+  gesture: Gesture;
+  /** Everything-mask label (1-based; 0 none) under an image point, 0 when none is shown. */
+  everythingLabelAt: (x: number, y: number) => number;
+  everythingShown: boolean;
+  hoverOn: boolean;
+  status: string;
+  /** The input mode ("keep": clicks keep segment-everything masks). */
+  mode: InputMode;
+  /** The model could not be loaded: no prompt can get a mask. */
+  failed: boolean;
+}
 
 function toInput(e: PointerEvent): PointerInput {
   return {
@@ -32,97 +82,223 @@ function toInput(e: PointerEvent): PointerInput {
   };
 }
 
-export function runCommand(v: SamView, cmd: Command): void {
+/** Actions for a key or toolbar command. */
+export function commandActions(cmd: Command, ctx: Pick<InputContext, "gesture" | "view" | "rect">): ViewAction[] {
   switch (cmd) {
     case "undo":
     case "redo":
-      v.send({ type: cmd });
-      break;
+      return [{ kind: "send", message: { type: cmd } }];
     case "clearActive":
-      if (v.gesture.kind !== "idle") cancelGesture(v);
-      else v.commit({ type: "clearActive" });
-      break;
+      // Esc during a drag cancels the drag; otherwise it clears the active object.
+      if (ctx.gesture.kind !== "idle") return cancelActions(ctx);
+      return [{ kind: "commit", action: { type: "clearActive" } }];
     case "newObject":
-      v.commit({ type: "newObject" });
-      break;
+      return [{ kind: "commit", action: { type: "newObject" } }];
     case "deleteObject":
-      v.commit({ type: "deleteObject" });
-      break;
+      return [{ kind: "commit", action: { type: "deleteObject" } }];
     case "zoomIn":
-      v.zoomBy(1.5);
-      break;
+      return [{ kind: "zoom", factor: 1.5 }];
     case "zoomOut":
-      v.zoomBy(1 / 1.5);
-      break;
+      return [{ kind: "zoom", factor: 1 / 1.5 }];
     case "zoomReset":
-      v.setView({ ...v.view, zoom: 1, panX: 0, panY: 0 });
-      break;
+      return [{ kind: "setView", view: { ...ctx.view, zoom: 1, panX: 0, panY: 0 } }];
   }
 }
 
-function cancelGesture(v: SamView): void {
-  const [g, r] = pointerCancel(v.gesture);
-  v.gesture = g;
-  apply(v, r);
+function cancelActions(ctx: Pick<InputContext, "gesture" | "view" | "rect">): ViewAction[] {
+  const [g, r] = pointerCancel(ctx.gesture);
+  return [{ kind: "gesture", gesture: g }, ...gestureActions(r, { ...ctx, everythingLabelAt: () => 0 })];
 }
 
-/** Act on a finished or ongoing gesture. */
-function apply(v: SamView, r: GestureResult): void {
-  const rect = v.dom.stage.getBoundingClientRect();
+/** Actions for a finished or ongoing gesture (`r`, screen px). */
+export function gestureActions(
+  r: GestureResult,
+  ctx: Pick<InputContext, "view" | "rect" | "everythingLabelAt"> & Partial<Pick<InputContext, "mode" | "failed">>,
+): ViewAction[] {
+  const { view, rect } = ctx;
   switch (r.kind) {
     case "rubber": {
-      const [x0, y0] = screenToStage(v.view, rect, r.x0, r.y0);
-      const [x1, y1] = screenToStage(v.view, rect, r.x1, r.y1);
-      v.rubber = [x0, y0, x1, y1];
-      v.refresh("markers");
-      break;
+      const [x0, y0] = screenToStage(view, rect, r.x0, r.y0);
+      const [x1, y1] = screenToStage(view, rect, r.x1, r.y1);
+      return [{ kind: "rubber", rect: [x0, y0, x1, y1] }];
     }
     case "box": {
-      v.rubber = null;
-      v.refresh("markers");
-      const [ax, ay] = clampToImage(v.view, ...screenToImage(v.view, rect, r.x0, r.y0));
-      const [bx, by] = clampToImage(v.view, ...screenToImage(v.view, rect, r.x1, r.y1));
-      if (Math.abs(bx - ax) < 1 || Math.abs(by - ay) < 1) break; // degenerate (off the image)
-      v.commit({ type: "setBox", box: [ax, ay, bx, by] });
-      break;
+      const out: ViewAction[] = [{ kind: "rubber", rect: null }];
+      if (ctx.failed) return out; // no model: a box would never get a mask
+      const [ax, ay] = clampToImage(view, ...screenToImage(view, rect, r.x0, r.y0));
+      const [bx, by] = clampToImage(view, ...screenToImage(view, rect, r.x1, r.y1));
+      if (Math.abs(bx - ax) < 1 || Math.abs(by - ay) < 1) return out; // degenerate (off the image)
+      out.push({ kind: "commit", action: { type: "setBox", box: orderBox([ax, ay, bx, by]) } });
+      return out;
     }
     case "point": {
-      const [x, y] = screenToImage(v.view, rect, r.x, r.y);
-      if (!insideImage(v.view, x, y)) break;
-      const label = r.label === 1 ? v.layers.everythingLabelAt(v.view, x, y) : 0;
-      if (label > 0) v.send({ type: "keep", index: label - 1 });
-      else v.commit({ type: "addPoint", x, y, label: r.label });
-      break;
+      const [x, y] = screenToImage(view, rect, r.x, r.y);
+      if (!insideImage(view, x, y) || ctx.failed) return [];
+      if (ctx.mode === "keep") {
+        // Keep mode (visible in the toolbar and the status line): a left click on a
+        // segment-everything mask makes it an object; elsewhere nothing happens.
+        const label = r.label === 1 ? ctx.everythingLabelAt(x, y) : 0;
+        return label > 0 ? [{ kind: "send", message: { type: "keep", index: label - 1 } }] : [];
+      }
+      return [{ kind: "commit", action: { type: "addPoint", x, y, label: r.label } }];
     }
     case "pan": {
-      const kx = v.view.stageWidth > 0 && rect.width > 0 ? rect.width / v.view.stageWidth : 1;
-      const ky = v.view.stageHeight > 0 && rect.height > 0 ? rect.height / v.view.stageHeight : 1;
-      v.setView(panBy(v.view, r.dx / kx, r.dy / ky));
-      break;
+      const kx = view.stageWidth > 0 && rect.width > 0 ? rect.width / view.stageWidth : 1;
+      const ky = view.stageHeight > 0 && rect.height > 0 ? rect.height / view.stageHeight : 1;
+      return [{ kind: "setView", view: panBy(view, r.dx / kx, r.dy / ky) }];
     }
     case "cancel":
-      v.rubber = null;
-      v.refresh("markers");
-      break;
+      return [{ kind: "rubber", rect: null }];
     case "none":
-      break;
+      return [];
   }
-  if (v.gesture.kind === "idle") v.dom.stage.classList.remove("sam-panning");
 }
 
-function hoverAt(v: SamView, e: PointerEvent): void {
-  if (e.pointerType === "touch") return;
-  const [x, y] = screenToImage(v.view, v.dom.stage.getBoundingClientRect(), e.clientX, e.clientY);
-  if (v.layers.everything) {
-    v.setEverythingHover(v.layers.everythingLabelAt(v.view, x, y));
-    return;
+/** Actions for the pointer moving over the stage with no gesture going on. */
+export function hoverActions(clientX: number, clientY: number, pointerType: string, ctx: InputContext): ViewAction[] {
+  if (pointerType === "touch") return [];
+  const [x, y] = screenToImage(ctx.view, ctx.rect, clientX, clientY);
+  // Over segment-everything masks: highlight the one a click would keep (keep mode only).
+  if (ctx.everythingShown) return [{ kind: "everythingHover", label: ctx.mode === "keep" ? ctx.everythingLabelAt(x, y) : 0 }];
+  if (!ctx.hoverOn || BUSY.has(ctx.status) || ctx.failed || ctx.mode === "keep" || !insideImage(ctx.view, x, y)) {
+    return [{ kind: "clearHover" }];
   }
-  const status = String(v.model.get("status") ?? "");
-  if (!v.model.get("hover") || BUSY.has(status) || !insideImage(v.view, x, y)) {
-    v.clearHover();
-    return;
+  return [{ kind: "hover", x: Math.round(x * 100) / 100, y: Math.round(y * 100) / 100 }];
+}
+
+/** Actions for a toolbar button (`data-action`). */
+export function toolbarActions(
+  action: string,
+  ctx: Pick<InputContext, "gesture" | "view" | "rect"> & Partial<Pick<InputContext, "mode">>,
+): ViewAction[] {
+  switch (action) {
+    case "positive":
+    case "negative":
+    case "box":
+    case "pan":
+      return [{ kind: "mode", mode: action }];
+    case "keep":
+      return [{ kind: "mode", mode: ctx.mode === "keep" ? "positive" : "keep" }];
+    case "everything-settings":
+      return [{ kind: "toggleSettings" }];
+    case "new-object":
+      return commandActions("newObject", ctx);
+    case "delete-object":
+      return commandActions("deleteObject", ctx);
+    case "clear":
+      return [{ kind: "commit", action: { type: "clearActive" } }];
+    case "undo":
+    case "redo":
+      return commandActions(action, ctx);
+    case "hover":
+      return [{ kind: "toggleHover" }];
+    case "segment-everything":
+      return [{ kind: "send", message: { type: "segment_everything" } }];
+    case "hide-everything":
+      return [{ kind: "hideEverything" }];
+    case "zoom-in":
+      return commandActions("zoomIn", ctx);
+    case "zoom-out":
+      return commandActions("zoomOut", ctx);
+    case "zoom-reset":
+      return commandActions("zoomReset", ctx);
+    default:
+      return [];
   }
-  v.throttle.request(Math.round(x * 100) / 100, Math.round(y * 100) / 100);
+}
+
+/** Apply actions to the view: the only place where input changes the view's fields. */
+export function perform(v: SamView, actions: readonly ViewAction[]): void {
+  for (const a of actions) {
+    switch (a.kind) {
+      case "commit":
+        v.commit(a.action);
+        break;
+      case "send":
+        v.send(a.message);
+        break;
+      case "gesture":
+        v.gesture = a.gesture;
+        if (a.gesture.kind === "idle") v.dom.stage.classList.remove("sam-panning");
+        else if (a.gesture.kind === "pan") v.dom.stage.classList.add("sam-panning");
+        break;
+      case "rubber":
+        v.rubber = a.rect;
+        v.refresh("markers");
+        break;
+      case "setView":
+        v.setView(a.view);
+        break;
+      case "zoom":
+        if (a.at) v.zoomBy(a.factor, a.at[0], a.at[1]);
+        else v.zoomBy(a.factor);
+        break;
+      case "mode":
+        v.mode = a.mode;
+        v.updatePanels();
+        break;
+      case "spaceHeld":
+        if (v.spaceHeld !== a.held) {
+          v.spaceHeld = a.held;
+          v.updatePanels();
+        }
+        break;
+      case "toggleHover":
+        v.model.set("hover", !v.model.get("hover"));
+        v.model.save_changes();
+        v.updatePanels();
+        break;
+      case "opacity":
+        v.model.set("opacity", a.value);
+        v.model.save_changes();
+        v.refresh("overlay", "hover");
+        break;
+      case "hideEverything":
+        v.hideEverything();
+        break;
+      case "hover":
+        v.throttle.request(a.x, a.y);
+        break;
+      case "clearHover":
+        v.clearHover();
+        break;
+      case "everythingHover":
+        v.setEverythingHover(a.label);
+        break;
+      case "dismissError":
+        v.dismissError();
+        break;
+      case "toggleSettings":
+        if (v.settings.el.hidden) v.settings.open();
+        else v.settings.close();
+        break;
+    }
+  }
+}
+
+/** The read-only snapshot handlers get. */
+function context(v: SamView): InputContext {
+  return {
+    view: v.view,
+    rect: v.dom.stage.getBoundingClientRect(),
+    gesture: v.gesture,
+    everythingLabelAt: (x, y) => v.layers.everythingLabelAt(v.view, x, y),
+    everythingShown: v.layers.everything !== null,
+    hoverOn: !!v.model.get("hover"),
+    status: String(v.model.get("status") ?? ""),
+    mode: v.mode,
+    failed: v.failed(),
+  };
+}
+
+/** Run a command (keys, toolbar) on a view. */
+export function runCommand(v: SamView, cmd: Command): void {
+  perform(v, commandActions(cmd, context(v)));
+}
+
+/** Actions for a pointer event of a gesture: the new gesture state, then its result. */
+function step(v: SamView, [g, r]: [Gesture, GestureResult]): ViewAction[] {
+  return [{ kind: "gesture", gesture: g }, ...gestureActions(r, context(v))];
 }
 
 function bindStage(v: SamView): void {
@@ -133,41 +309,36 @@ function bindStage(v: SamView): void {
     if (!dom.root.contains(document.activeElement)) dom.root.focus({ preventScroll: true });
     const [g] = pointerDown(v.gesture, toInput(e), { mode: v.mode, spaceHeld: v.spaceHeld });
     if (g === v.gesture) return;
-    v.gesture = g;
     e.preventDefault(); // no text selection, no middle-click autoscroll
     try {
       stage.setPointerCapture(e.pointerId);
     } catch {
       // synthetic events have no active pointer to capture
     }
-    if (g.kind === "pan") stage.classList.add("sam-panning");
-    else v.clearHover();
+    const actions: ViewAction[] = [{ kind: "gesture", gesture: g }];
+    if (g.kind !== "pan") actions.push({ kind: "clearHover" });
+    perform(v, actions);
   });
   disposer.listen(stage, "pointermove", (e: PointerEvent) => {
     if (v.gesture.kind === "idle") {
-      if (v.hasImage()) hoverAt(v, e);
+      if (v.hasImage()) perform(v, hoverActions(e.clientX, e.clientY, e.pointerType, context(v)));
       return;
     }
-    const [g, r] = pointerMove(v.gesture, toInput(e));
-    v.gesture = g;
-    apply(v, r);
+    perform(v, step(v, pointerMove(v.gesture, toInput(e))));
   });
   disposer.listen(stage, "pointerup", (e: PointerEvent) => {
-    const [g, r] = pointerUp(v.gesture, toInput(e));
-    v.gesture = g;
-    apply(v, r);
+    perform(v, step(v, pointerUp(v.gesture, toInput(e))));
   });
   const cancel = (e: PointerEvent) => {
     if (v.gesture.kind !== "idle" && "pointerId" in v.gesture && v.gesture.pointerId === e.pointerId) {
-      cancelGesture(v);
+      perform(v, cancelActions(context(v)));
     }
   };
   disposer.listen(stage, "pointercancel", cancel);
   disposer.listen(stage, "lostpointercapture", cancel);
   disposer.listen(stage, "pointerleave", () => {
     if (v.gesture.kind !== "idle") return;
-    v.clearHover();
-    v.setEverythingHover(0);
+    perform(v, [{ kind: "clearHover" }, { kind: "everythingHover", label: 0 }]);
   });
   // Right click is a negative point here, never a context menu.
   disposer.listen(stage, "contextmenu", (e: MouseEvent) => e.preventDefault());
@@ -177,12 +348,20 @@ function bindStage(v: SamView): void {
     (e: WheelEvent) => {
       if (!(e.ctrlKey || e.metaKey) || !v.hasImage()) return; // plain wheel scrolls the page
       e.preventDefault();
-      const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? v.view.stageHeight : 1;
-      const [sx, sy] = screenToStage(v.view, stage.getBoundingClientRect(), e.clientX, e.clientY);
-      v.zoomBy(Math.exp(-e.deltaY * unit * 0.002), sx, sy);
+      perform(v, wheelActions(e, context(v)));
     },
     { passive: false },
   );
+}
+
+/** Ctrl/Cmd + wheel zooms about the pointer. */
+export function wheelActions(
+  e: Pick<WheelEvent, "deltaY" | "deltaMode" | "clientX" | "clientY">,
+  ctx: Pick<InputContext, "view" | "rect">,
+): ViewAction[] {
+  const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? ctx.view.stageHeight : 1;
+  const at = screenToStage(ctx.view, ctx.rect, e.clientX, e.clientY);
+  return [{ kind: "zoom", factor: Math.exp(-e.deltaY * unit * 0.002), at }];
 }
 
 function bindKeys(v: SamView): void {
@@ -193,10 +372,7 @@ function bindKeys(v: SamView): void {
     if (e.key === " " && !e.ctrlKey && !e.metaKey && !e.altKey) {
       if (target.closest("button")) return; // Space presses buttons
       e.preventDefault(); // no page scroll
-      if (!v.spaceHeld) {
-        v.spaceHeld = true;
-        v.updatePanels();
-      }
+      perform(v, [{ kind: "spaceHeld", held: true }]);
       return;
     }
     const cmd = keyCommand(e);
@@ -205,16 +381,12 @@ function bindKeys(v: SamView): void {
     e.stopPropagation();
     runCommand(v, cmd);
   });
-  const release = () => {
-    if (!v.spaceHeld) return;
-    v.spaceHeld = false;
-    v.updatePanels();
-  };
+  const release: ViewAction[] = [{ kind: "spaceHeld", held: false }];
   disposer.listen(dom.root, "keyup", (e: KeyboardEvent) => {
-    if (e.key === " ") release();
+    if (e.key === " ") perform(v, release);
   });
   disposer.listen(dom.root, "focusout", (e: FocusEvent) => {
-    if (!dom.root.contains(e.relatedTarget as Node | null)) release();
+    if (!dom.root.contains(e.relatedTarget as Node | null)) perform(v, release);
   });
 }
 
@@ -226,63 +398,25 @@ function bindControls(v: SamView): void {
     // After a mouse/touch click, keys (Space to pan, Esc, N, Ctrl+Z) should go to the stage
     // again, not press the button once more. Keyboard activation (detail 0) keeps focus.
     if (e.detail > 0) dom.root.focus({ preventScroll: true });
-    const action = b.dataset.action;
-    switch (action) {
-      case "positive":
-      case "negative":
-      case "box":
-      case "pan":
-        v.mode = action;
-        v.updatePanels();
-        break;
-      case "new-object":
-        return runCommand(v, "newObject");
-      case "delete-object":
-        return runCommand(v, "deleteObject");
-      case "clear":
-        return v.commit({ type: "clearActive" });
-      case "undo":
-      case "redo":
-        return runCommand(v, action);
-      case "hover":
-        v.model.set("hover", !v.model.get("hover"));
-        v.model.save_changes();
-        v.updatePanels();
-        break;
-      case "segment-everything":
-        v.send({ type: "segment_everything" });
-        break;
-      case "hide-everything":
-        v.hideEverything();
-        break;
-      case "zoom-in":
-        return runCommand(v, "zoomIn");
-      case "zoom-out":
-        return runCommand(v, "zoomOut");
-      case "zoom-reset":
-        return runCommand(v, "zoomReset");
-    }
+    perform(v, toolbarActions(b.dataset.action ?? "", context(v)));
   });
   disposer.listen(dom.opacity, "input", () => {
     const value = Number(dom.opacity.value);
-    if (!Number.isFinite(value)) return;
-    v.model.set("opacity", value);
-    v.model.save_changes();
-    v.refresh("overlay", "hover");
+    if (Number.isFinite(value)) perform(v, [{ kind: "opacity", value }]);
   });
   disposer.listen(dom.candidates, "click", (e: MouseEvent) => {
     const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-candidate]");
-    if (b) v.commit({ type: "pickCandidate", candidate: Number(b.dataset.candidate) });
+    if (b) perform(v, [{ kind: "commit", action: { type: "pickCandidate", candidate: Number(b.dataset.candidate) } }]);
   });
   disposer.listen(dom.objects, "click", (e: MouseEvent) => {
     const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-object-id]");
-    if (b) v.commit({ type: "selectObject", id: Number(b.dataset.objectId) });
+    if (b) perform(v, [{ kind: "commit", action: { type: "selectObject", id: Number(b.dataset.objectId) } }]);
   });
   disposer.listen(dom.objects, "dblclick", (e: MouseEvent) => {
     const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-object-id]");
     if (b) startRename(v, b, Number(b.dataset.objectId));
   });
-  disposer.listen(dom.errorDismiss, "click", () => v.dismissError());
+  disposer.listen(dom.errorDismiss, "click", () => perform(v, [{ kind: "dismissError" }]));
 }
 
 function startRename(v: SamView, chip: HTMLButtonElement, id: number): void {
@@ -296,7 +430,7 @@ function startRename(v: SamView, chip: HTMLButtonElement, id: number): void {
     const name = input.value;
     input.remove();
     v.dom.objects.dataset.key = ""; // force a rebuild of the chips
-    if (save) v.commit({ type: "rename", id, name });
+    if (save) perform(v, [{ kind: "commit", action: { type: "rename", id, name } }]);
     v.updatePanels();
   };
   input.addEventListener("keydown", (e) => {

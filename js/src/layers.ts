@@ -3,15 +3,16 @@
  * "segment everything" label map, with their canvases cached, so redraws (resize, zoom,
  * opacity, active object) need no kernel round trip.
  */
-import type { View } from "./coords";
+import { type View, viewScale } from "./coords";
 import { drawOverImage, maskFillCanvas, maskOutlineCanvas, rgbaCanvas } from "./draw";
 import { type MaskEntry, pruneMasks } from "./messages";
-import { labelMask, mapIndexAt, maskOutline, paintLabels, paintMask, parseColor } from "./paint";
+import { labelMask, mapIndexAt, maskOutline, paintLabels, paintMask, paintSize, parseColor, resampleMask } from "./paint";
 import type { PromptState } from "./state";
 
 interface MaskPaint {
   entry: MaskEntry;
   color: string;
+  size: [number, number]; // painted at (<= the mask's size, ~ the displayed size)
   fill: HTMLCanvasElement | null;
   outline?: HTMLCanvasElement | null;
 }
@@ -22,6 +23,15 @@ interface HoverMask {
   height: number;
   color: string;
   canvas?: HTMLCanvasElement | null;
+  size?: [number, number];
+}
+
+/** The image's size on `ctx`'s backing store (device px) at the current view. */
+function displayedSize(ctx: CanvasRenderingContext2D, view: View): [number, number] {
+  const bx = view.stageWidth > 0 ? ctx.canvas.width / view.stageWidth : 1;
+  const by = view.stageHeight > 0 ? ctx.canvas.height / view.stageHeight : 1;
+  const s = viewScale(view);
+  return [view.imageWidth * s * bx, view.imageHeight * s * by];
 }
 
 export interface Everything {
@@ -107,9 +117,10 @@ export class MaskLayers {
       ...state.objects.filter((o) => o.id !== state.active),
       ...state.objects.filter((o) => o.id === state.active),
     ];
+    const shown = displayedSize(ctx, view);
     for (const o of ordered) {
       const active = o.id === state.active;
-      const p = this.paintFor(o.id, o.color, active);
+      const p = this.paintFor(o.id, o.color, active, shown);
       if (!p?.fill) continue;
       drawOverImage(ctx, p.fill, view, active ? opacity : opacity * INACTIVE_ALPHA);
       if (active && p.outline) drawOverImage(ctx, p.outline, view, 1);
@@ -124,31 +135,40 @@ export class MaskLayers {
     }
     const hm = this.hover;
     if (!hm) return;
-    if (hm.canvas === undefined) {
+    const [tw, th] = paintSize(hm.width, hm.height, ...displayedSize(ctx, view));
+    if (hm.canvas === undefined || hm.size?.[0] !== tw || hm.size?.[1] !== th) {
       const rgb = parseColor(hm.color);
-      hm.canvas = rgbaCanvas(hm.width, hm.height, (rgba) => {
-        paintMask(rgba, hm.mask, rgb, 0.45);
-        paintMask(rgba, maskOutline(hm.mask, hm.width, hm.height), [255, 255, 255], 0.9, false);
+      const mask = resampleMask(hm.mask, hm.width, hm.height, tw, th);
+      hm.size = [tw, th];
+      hm.canvas = rgbaCanvas(tw, th, (rgba) => {
+        paintMask(rgba, mask, rgb, 0.45);
+        paintMask(rgba, maskOutline(mask, tw, th), [255, 255, 255], 0.9, false);
       });
     }
     if (hm.canvas) drawOverImage(ctx, hm.canvas, view, Math.max(0.4, opacity));
   }
 
-  /** Cached canvases of an object's mask (rebuilt when the mask or colour changes). */
-  private paintFor(id: number, color: string, withOutline: boolean): MaskPaint | null {
+  /**
+   * Cached canvases of an object's mask, painted at about the displayed size (never more
+   * than the mask's own): rebuilt when the mask, colour or displayed size step changes.
+   */
+  private paintFor(id: number, color: string, withOutline: boolean, shown: [number, number]): MaskPaint | null {
     const entry = this.masks.get(id);
     if (!entry?.mask) {
       this.paints.delete(id);
       return null;
     }
+    const [tw, th] = paintSize(entry.width, entry.height, shown[0], shown[1]);
     let p = this.paints.get(id);
-    if (!p || p.entry !== entry || p.color !== color) {
-      p = { entry, color, fill: maskFillCanvas(entry.mask, entry.width, entry.height, parseColor(color)) };
+    if (!p || p.entry !== entry || p.color !== color || p.size[0] !== tw || p.size[1] !== th) {
+      const mask = resampleMask(entry.mask, entry.width, entry.height, tw, th);
+      p = { entry, color, size: [tw, th], fill: maskFillCanvas(mask, tw, th, parseColor(color)) };
       this.paints.set(id, p);
     }
     if (withOutline && p.outline === undefined) {
       // In the object's own colour, so every overlay pixel keeps telling which object it is.
-      p.outline = maskOutlineCanvas(entry.mask, entry.width, entry.height, parseColor(color));
+      const mask = resampleMask(entry.mask, entry.width, entry.height, tw, th);
+      p.outline = maskOutlineCanvas(mask, tw, th, parseColor(color));
     }
     return p;
   }

@@ -163,3 +163,42 @@ export function mapIndexAt(
   const my = Math.min(height - 1, Math.floor((y * height) / imageHeight));
   return my * width + mx;
 }
+
+/** Painted sizes are rounded up to a multiple of this (fewer repaints while zooming). */
+export const PAINT_STEP = 64;
+
+/**
+ * Size (px) at which to paint a `maskWidth x maskHeight` mask that covers
+ * `displayWidth x displayHeight` device px on screen: never more than the mask has, never
+ * much more than the screen shows, so painting work follows the displayed size.
+ */
+export function paintSize(
+  maskWidth: number,
+  maskHeight: number,
+  displayWidth: number,
+  displayHeight: number,
+): [number, number] {
+  const step = (d: number) => Math.max(1, Math.ceil(d / PAINT_STEP) * PAINT_STEP);
+  return [Math.min(maskWidth, step(displayWidth)), Math.min(maskHeight, step(displayHeight))];
+}
+
+/**
+ * Nearest-neighbour resampling of a `width x height` mask (one byte per pixel) to
+ * `tw x th`: each target pixel takes the source pixel under its centre. Returns `mask`
+ * itself when the size is unchanged.
+ */
+export function resampleMask(mask: Uint8Array, width: number, height: number, tw: number, th: number): Uint8Array {
+  if (mask.length !== width * height) {
+    throw new RangeError(`mask has ${mask.length} pixels, expected ${width} x ${height}`);
+  }
+  if (tw === width && th === height) return mask;
+  const out = new Uint8Array(tw * th);
+  const cols = new Int32Array(tw);
+  for (let x = 0; x < tw; x++) cols[x] = Math.min(width - 1, Math.floor(((x + 0.5) * width) / tw));
+  for (let y = 0; y < th; y++) {
+    const row = Math.min(height - 1, Math.floor(((y + 0.5) * height) / th)) * width;
+    const o = y * tw;
+    for (let x = 0; x < tw; x++) out[o + x] = mask[row + cols[x]];
+  }
+  return out;
+}

@@ -15,9 +15,22 @@ export interface ToolbarState {
   canRedo: boolean;
   hasImage: boolean;
   everythingShown: boolean;
+  /** The model could not be loaded (status "error"): prompt tools are off. */
+  failed: boolean;
   zoom: number;
   opacity: number;
   state: PromptState;
+}
+
+/** The buttons that make prompts (disabled while the model could not be loaded). */
+export const PROMPT_TOOLS = ["positive", "negative", "box", "new-object", "hover", "keep"] as const;
+
+/** Show or hide a control whose space is reserved (`sam-reserved`): no layout change. */
+function setShown(b: HTMLButtonElement, shown: boolean): void {
+  b.classList.toggle("sam-shown", shown);
+  b.disabled = !shown;
+  if (shown) b.removeAttribute("aria-hidden");
+  else b.setAttribute("aria-hidden", "true");
 }
 
 function setPressed(b: HTMLButtonElement, on: boolean): void {
@@ -34,8 +47,13 @@ export function updateToolbar(dom: Dom, t: ToolbarState): void {
   const active = activeObject(t.state);
   b["delete-object"].disabled = !active;
   b.clear.disabled = !active || !hasPrompts(active);
-  b["segment-everything"].disabled = !t.hasImage;
-  b["hide-everything"].hidden = !t.everythingShown;
+  b["segment-everything"].disabled = !t.hasImage || t.failed;
+  b["everything-settings"].disabled = t.failed;
+  setShown(b.keep, t.everythingShown);
+  setPressed(b.keep, t.mode === "keep");
+  setShown(b["hide-everything"], t.everythingShown);
+  // Without a model a prompt would never get a mask: the tools that make prompts are off.
+  for (const name of PROMPT_TOOLS) b[name].disabled = t.failed || (name === "keep" && !t.everythingShown);
   b["zoom-in"].disabled = !t.hasImage;
   b["zoom-out"].disabled = t.zoom <= 1;
   b["zoom-reset"].disabled = t.zoom <= 1;
@@ -76,6 +94,21 @@ export function updateObjects(dom: Dom, state: PromptState): void {
 }
 
 /**
+ * A candidate's predicted IoU for display: clamped to 0..1 (the model's estimate can fall
+ * outside, e.g. with untrained weights); the tooltip gives the raw value and says why.
+ */
+export function scoreLabel(raw: number): { text: string; title: string } {
+  if (!Number.isFinite(raw)) return { text: "?", title: "no predicted IoU" };
+  const shown = Math.min(1, Math.max(0, raw));
+  const text = shown.toFixed(2);
+  let title = `predicted IoU ${text} (the model's own estimate of this mask's quality)`;
+  if (shown !== raw) {
+    title += `; raw value ${raw.toFixed(3)}, shown clamped to 0..1 (an estimate outside 0..1 means the model is unsure, e.g. untrained weights)`;
+  }
+  return { text, title };
+}
+
+/**
  * Candidate chooser for the active object's ambiguity candidates:
  * `button[data-candidate=K]` labelled with the predicted IoU; the candidate shown is pressed.
  */
@@ -87,25 +120,43 @@ export function updateCandidates(dom: Dom, entry: MaskEntry | undefined, chosen:
   dom.candidates.dataset.key = key;
   dom.candidates.textContent = "";
   if (!key) return;
-  dom.candidates.appendChild(h("span", { class: "sam-label" }, "Candidates:"));
+  dom.candidates.appendChild(h("span", { class: "sam-label" }, "Candidates (predicted IoU):"));
   scores.forEach((score, k) => {
-    const text = Number.isFinite(score) ? score.toFixed(2) : "?";
+    const { text, title } = scoreLabel(score);
     dom.candidates.appendChild(
       h(
         "button",
         {
           type: "button",
           "data-candidate": String(k),
+          "data-raw-score": String(score),
           "aria-pressed": k === shown ? "true" : "false",
-          title: `Use candidate ${k + 1} (predicted IoU ${text})`,
+          title: `Use candidate ${k + 1}: ${title}`,
         },
-        `${k + 1}: IoU ${text}`,
+        `${k + 1}: ${text}`,
       ),
     );
   });
 }
 
-export function updateStatus(dom: Dom, status: string, progress: number): void {
+/**
+ * The note after the status word: what the last "segment everything" found, the keep-mode
+ * hint, or the way out of the failed state.
+ */
+export function statusNote(t: { status: string; mode: string; everythingCount: number | null }): string {
+  if (t.status === "error") return "Prompt tools are off: the message above says how to get the model.";
+  const parts: string[] = [];
+  if (t.everythingCount === 0) {
+    parts.push("Everything: no masks found: lower pred_iou_thresh / stability_score_thresh (\u2699)");
+  } else if (t.everythingCount !== null) {
+    parts.push(`Everything: ${t.everythingCount} mask${t.everythingCount === 1 ? "" : "s"}`);
+  }
+  if (t.mode === "keep") parts.push("Keep mode: click a mask to make it an object (+ Point: back to prompts)");
+  return parts.join(" \u00b7 ");
+}
+
+export function updateStatus(dom: Dom, status: string, progress: number, note = ""): void {
+  if (dom.statusNote.textContent !== note) dom.statusNote.textContent = note;
   dom.root.dataset.status = status;
   dom.status.dataset.status = status;
   dom.statusText.textContent = STATUS_TEXT[status] ?? status;

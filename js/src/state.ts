@@ -2,17 +2,26 @@
  * The prompt state as a pure reducer over the synced `objects` / `active` traits
  * (docs/ARCHITECTURE.md, "Widget protocol"). Coordinates are image px.
  *
- * Rules:
+ * The edit rules are the kernel's (sam_widget/widget/prompts.py, which documents them); both
+ * test suites run the shared cases in tests/shared/prompt_edit_cases.json. In short:
  * - every change of an object's prompts (points, labels, box) or candidate increments its
  *   `seq`; adding a point keeps `candidate` (the kernel refines from the candidate the
- *   user picked at the first click); a new box or clearing resets it to null;
+ *   user picked at the first click); setting or removing a box, or clearing, resets it;
  * - a prompt added with no active object first creates one;
+ * - "new object" reuses the active object while it is empty and keeps its default name;
+ * - limits (the kernel's too): MAX_OBJECTS objects, MAX_POINTS points per object, names of
+ *   MAX_NAME_LENGTH characters; an action beyond them changes nothing;
  * - new objects get the first palette colour not in use (Okabe-Ito, then Paul Tol's muted
  *   scheme: both designed to stay distinguishable with colour-vision deficiencies);
  * - ids are never reused within a view (`nextId`), so a late mask for a deleted object can
  *   never be taken for a new one.
- * Actions that change nothing return the same state object (callers compare by identity).
+ * Actions that change nothing, or that the kernel refuses (it raises), return the same state
+ * object (callers compare by identity).
  */
+
+export const MAX_OBJECTS = 256;
+export const MAX_POINTS = 1000;
+export const MAX_NAME_LENGTH = 200;
 
 export type Point = [number, number];
 export type Box = [number, number, number, number];
@@ -37,13 +46,15 @@ export interface PromptState {
 
 export type Action =
   | { type: "addPoint"; x: number; y: number; label: 0 | 1 }
-  | { type: "setBox"; box: Box }
+  | { type: "removePoint"; index?: number }
+  | { type: "setBox"; box: Box | null }
   | { type: "newObject" }
   | { type: "deleteObject"; id?: number }
   | { type: "selectObject"; id: number }
   | { type: "clearActive" }
   | { type: "pickCandidate"; candidate: number | null }
-  | { type: "rename"; id: number; name: string };
+  | { type: "rename"; id: number; name: string }
+  | { type: "clearAll" };
 
 /** Okabe & Ito (2008) without black, then Tol's "muted" colours. */
 export const PALETTE: readonly string[] = [
@@ -90,6 +101,7 @@ export function nextColor(objects: readonly SamObject[]): string {
 }
 
 function createObject(state: PromptState): PromptState {
+  if (state.objects.length >= MAX_OBJECTS) return state;
   const id = Math.max(state.nextId, ...state.objects.map((o) => o.id + 1));
   const obj: SamObject = {
     id,
@@ -107,26 +119,24 @@ function createObject(state: PromptState): PromptState {
 /** Replace the active object (creating one if needed) with `change(obj)`. */
 function editActive(state: PromptState, change: (obj: SamObject) => SamObject): PromptState {
   const base = activeObject(state) ? state : createObject(state);
+  if (base === state && !activeObject(state)) return state; // no room for a new object
   return {
     ...base,
     objects: base.objects.map((o) => (o.id === base.active ? change(o) : o)),
   };
 }
 
-function normalizeBox(box: Box): Box {
+/** A box from two dragged corners in any order: XYXY with x0 <= x1, y0 <= y1. */
+export function orderBox(box: Box): Box {
   const [x0, y0, x1, y1] = box;
-  return [
-    round2(Math.min(x0, x1)),
-    round2(Math.min(y0, y1)),
-    round2(Math.max(x0, x1)),
-    round2(Math.max(y0, y1)),
-  ];
+  return [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
 }
 
 export function reduce(state: PromptState, action: Action): PromptState {
   switch (action.type) {
     case "addPoint": {
       if (!Number.isFinite(action.x) || !Number.isFinite(action.y)) return state;
+      if ((activeObject(state)?.points.length ?? 0) >= MAX_POINTS) return state;
       return editActive(state, (o) => ({
         ...o,
         points: [...o.points, [round2(action.x), round2(action.y)]],
@@ -134,14 +144,33 @@ export function reduce(state: PromptState, action: Action): PromptState {
         seq: o.seq + 1,
       }));
     }
+    case "removePoint": {
+      const obj = activeObject(state);
+      const n = obj?.points.length ?? 0;
+      const index = action.index ?? -1;
+      if (!obj || !Number.isInteger(index) || index < -n || index >= n) return state;
+      const at = index < 0 ? n + index : index;
+      return editActive(state, (o) => ({
+        ...o,
+        points: o.points.filter((_, i) => i !== at),
+        labels: o.labels.filter((_, i) => i !== at),
+        seq: o.seq + 1,
+      }));
+    }
     case "setBox": {
+      if (action.box === null) {
+        if (!activeObject(state)) return state;
+        return editActive(state, (o) => ({ ...o, box: null, candidate: null, seq: o.seq + 1 }));
+      }
       if (!action.box.every(Number.isFinite)) return state;
-      const box = normalizeBox(action.box);
+      const box = action.box.map(round2) as Box;
+      if (!(box[0] < box[2] && box[1] < box[3])) return state; // the kernel refuses it too
       return editActive(state, (o) => ({ ...o, box, candidate: null, seq: o.seq + 1 }));
     }
     case "newObject": {
       const obj = activeObject(state);
-      if (obj && !hasPrompts(obj)) return state; // the active object is still empty: use it
+      // The active object is still empty and unnamed: use it rather than stack empties.
+      if (obj && !hasPrompts(obj) && obj.name === `object ${obj.id}`) return state;
       return createObject(state);
     }
     case "deleteObject": {
@@ -180,11 +209,16 @@ export function reduce(state: PromptState, action: Action): PromptState {
     case "rename": {
       const name = action.name.trim();
       const obj = state.objects.find((o) => o.id === action.id);
-      if (!obj || !name || obj.name === name) return state;
+      if (!obj || !name || name.length > MAX_NAME_LENGTH || obj.name === name) return state;
       return {
         ...state,
         objects: state.objects.map((o) => (o.id === action.id ? { ...o, name } : o)),
       };
+    }
+    case "clearAll": {
+      if (!state.objects.length && state.active === -1) return state;
+      const nextId = Math.max(state.nextId, ...state.objects.map((o) => o.id + 1));
+      return { objects: [], active: -1, nextId };
     }
   }
 }

@@ -25,6 +25,7 @@ export const CSS = `
   font-family: var(--jp-ui-font-family, system-ui, sans-serif);
   font-size: var(--jp-ui-font-size1, 13px);
   outline: none;
+  position: relative;
 }
 .sam-widget:focus-visible { box-shadow: 0 0 0 2px var(--sam-accent); }
 .sam-widget *, .sam-widget *::before, .sam-widget *::after { box-sizing: border-box; }
@@ -80,5 +81,19 @@ export const CSS = `
   color: var(--sam-error); border: 1px solid var(--sam-error);
 }
 .sam-widget .sam-error button { margin-left: auto; min-height: 20px; padding: 0 6px; }
+.sam-widget .sam-status-note { color: var(--sam-fg); }
+.sam-widget .sam-status-note:empty { display: none; }
+/* Controls that apply only sometimes keep their place: invisible, never display:none. */
+.sam-widget .sam-reserved:not(.sam-shown) { visibility: hidden; }
+.sam-widget .sam-settings {
+  position: absolute; z-index: 10; top: 34px; left: 0; padding: 8px; min-width: 260px;
+  background: var(--sam-bg); border: 1px solid var(--sam-border); border-radius: 4px;
+  box-shadow: 0 2px 8px rgba(0,0,0,0.25);
+}
+.sam-widget .sam-settings form { display: grid; gap: 4px; }
+.sam-widget .sam-settings label { display: flex; justify-content: space-between; gap: 8px; align-items: center; }
+.sam-widget .sam-settings input { font: inherit; width: 7em; }
+.sam-widget .sam-settings-error { color: var(--sam-error); min-height: 1em; }
+.sam-widget .sam-settings-buttons { display: flex; gap: 4px; justify-content: flex-end; }
 .sam-widget [hidden] { display: none !important; }
 `;

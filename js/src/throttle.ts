@@ -9,6 +9,9 @@
  *   the latest request sent and not superseded by `clear()`. Older replies are to be ignored.
  *   (A reply for the latest request is current even if the pointer has moved on since: it is
  *   the freshest preview there is, and the next request is already on its way.)
+ * - `hold(ms)`: a click's prompt is on its way; no request goes out (the newest position is
+ *   kept) until `release()` (its mask was drawn) or `ms` pass, so hover previews never
+ *   compete with the click for the kernel or the browser.
  */
 
 export interface Clock {
@@ -45,6 +48,7 @@ export class HoverThrottle {
   private cleared = true;
   private waitTimer: unknown = null;
   private timeoutTimer: unknown = null;
+  private holdTimer: unknown = null;
 
   constructor(options: HoverThrottleOptions) {
     this.opts = {
@@ -86,6 +90,28 @@ export class HoverThrottle {
     this.opts.sendClear(this.seq);
   }
 
+  /** Send nothing until `release()` or for at most `ms` (a click's mask is on its way). */
+  hold(ms = 1000): void {
+    this.cancel("wait");
+    this.cancel("hold");
+    this.holdTimer = this.opts.clock.setTimeout(() => {
+      this.holdTimer = null;
+      this.pump();
+    }, ms);
+  }
+
+  /** End a `hold` (the click's mask arrived); a kept position is requested now. */
+  release(): void {
+    if (this.holdTimer === null) return;
+    this.cancel("hold");
+    this.pump();
+  }
+
+  /** Whether requests are held back for a click. */
+  get held(): boolean {
+    return this.holdTimer !== null;
+  }
+
   /** Whether a request is awaiting its reply. */
   get busy(): boolean {
     return this.inFlight !== null;
@@ -96,10 +122,11 @@ export class HoverThrottle {
     this.pending = null;
     this.cancel("wait");
     this.cancel("timeout");
+    this.cancel("hold");
   }
 
-  private cancel(which: "wait" | "timeout"): void {
-    const key = which === "wait" ? "waitTimer" : "timeoutTimer";
+  private cancel(which: "wait" | "timeout" | "hold"): void {
+    const key = which === "wait" ? "waitTimer" : which === "timeout" ? "timeoutTimer" : "holdTimer";
     if (this[key] !== null) {
       this.opts.clock.clearTimeout(this[key]);
       this[key] = null;
@@ -107,7 +134,7 @@ export class HoverThrottle {
   }
 
   private pump(): void {
-    if (this.pending === null || this.inFlight !== null || this.waitTimer !== null) return;
+    if (this.pending === null || this.inFlight !== null || this.waitTimer !== null || this.holdTimer !== null) return;
     const { clock, intervalMs } = this.opts;
     const wait = this.lastSent + intervalMs - clock.now();
     if (wait > 0) {

@@ -5,7 +5,7 @@
  */
 import type { AnyModel } from "@anywidget/types";
 import { asBytes, type BufferLike } from "./codec";
-import { clampView, fitStage, resetView, type View, zoomAt } from "./coords";
+import { clampView, resetView, stageSize, type View, zoomAt } from "./coords";
 import { buildDom, type Dom } from "./dom";
 import { Disposer } from "./disposer";
 import { drawMarkers, drawOverImage, markerShapes, prepareCanvas } from "./draw";
@@ -13,7 +13,7 @@ import { IDLE, type Gesture, type InputMode } from "./gesture";
 import { bindInput } from "./input";
 import { MaskLayers } from "./layers";
 import { acceptMask, decodeEverything, decodeHover, parseMessage } from "./messages";
-import { updateCandidates, updateMessages, updateObjects, updateStatus, updateToolbar } from "./panels";
+import { statusNote, updateCandidates, updateMessages, updateObjects, updateStatus, updateToolbar } from "./panels";
 import {
   type Action,
   activeObject,
@@ -26,6 +26,7 @@ import {
   reduce,
   toTraits,
 } from "./state";
+import { buildSettings } from "./settings";
 import { HoverThrottle } from "./throttle";
 
 export type Layer = "image" | "overlay" | "hover" | "markers";
@@ -44,6 +45,7 @@ export class SamView {
   rubber: [number, number, number, number] | null = null;
   readonly layers = new MaskLayers();
   readonly throttle: HoverThrottle;
+  readonly settings: ReturnType<typeof buildSettings>;
   private image: ImageBitmap | HTMLImageElement | null = null;
   private imageToken = 0;
   private localError = "";
@@ -51,11 +53,22 @@ export class SamView {
   private raf: number | null = null;
   private disposed = false;
   private committing = false;
+  /** Masks the last "segment everything" found (null: none run or hidden since). */
+  everythingCount: number | null = null;
 
   constructor(model: AnyModel, el: HTMLElement) {
     this.model = model;
     this.dom = buildDom();
     el.appendChild(this.dom.root);
+    this.settings = buildSettings({
+      params: () => ({ ...((model.get("everything_params") as Record<string, unknown> | null) ?? {}) }),
+      save: (params) => {
+        model.set("everything_params", params);
+        model.save_changes();
+      },
+      run: () => this.send({ type: "segment_everything" }),
+    });
+    this.dom.root.appendChild(this.settings.el);
     this.disposer.add(() => this.dom.root.remove());
     this.throttle = new HoverThrottle({
       send: (seq, x, y) => this.model.send({ type: "hover", seq, x, y }),
@@ -78,6 +91,8 @@ export class SamView {
     on("change:image_data", () => this.loadImage());
     on("change:image_width", () => this.layout());
     on("change:image_height", () => this.layout());
+    on("change:width", () => this.layout());
+    on("change:height", () => this.layout());
     on("change:opacity", () => this.refresh("overlay", "hover"));
     on("change:hover", () => {
       if (!this.model.get("hover")) this.clearHover();
@@ -126,7 +141,12 @@ export class SamView {
       this.committing = false;
     }
     this.model.save_changes();
-    if (changed) this.emit("sam-prompt", { objectId: changed.id, seq: changed.seq, time: performance.now() });
+    if (changed) {
+      // The click's mask comes first: no hover request until it is drawn (or 1 s passed).
+      this.throttle.clear();
+      this.throttle.hold(1000);
+      this.emit("sam-prompt", { objectId: changed.id, seq: changed.seq, time: performance.now() });
+    }
     this.layers.prune(this.state);
     this.refresh("overlay", "hover", "markers");
     this.updatePanels();
@@ -163,6 +183,7 @@ export class SamView {
       canRedo: !!this.model.get("can_redo"),
       hasImage,
       everythingShown: this.layers.everything !== null,
+      failed: this.failed(),
       zoom: this.view.zoom,
       opacity: this.opacity(),
       state: this.state,
@@ -171,10 +192,23 @@ export class SamView {
     const active = activeObject(this.state);
     const entry = active && hasPrompts(active) ? this.layers.masks.get(active.id) : undefined;
     updateCandidates(this.dom, entry, active?.candidate ?? null);
-    updateStatus(this.dom, String(this.model.get("status") ?? ""), Number(this.model.get("progress") ?? 0));
+    const status = String(this.model.get("status") ?? "");
+    const note = statusNote({ status, mode: this.mode, everythingCount: this.everythingCount });
+    updateStatus(this.dom, status, Number(this.model.get("progress") ?? 0), note);
     updateMessages(this.dom, String(this.model.get("notice") ?? ""), this.localError || String(this.model.get("error") ?? ""));
     this.dom.placeholder.hidden = hasImage && this.image !== null;
     this.dom.stage.classList.toggle("sam-pan", this.mode === "pan" || this.spaceHeld);
+  }
+
+  /** The model could not be loaded: no prompt can get a mask. */
+  failed(): boolean {
+    return this.model.get("status") === "error";
+  }
+
+  /** Switch the input mode (toolbar, keys); leaving keep mode is always possible. */
+  setMode(mode: InputMode): void {
+    this.mode = mode;
+    this.updatePanels();
   }
 
   opacity(): number {
@@ -196,6 +230,7 @@ export class SamView {
         this.drawNow("overlay");
         this.dom.root.dataset.drawnSeq = `${msg.object_id}:${msg.seq}`;
         this.emit("sam-drawn", { kind: "mask", objectId: msg.object_id, seq: msg.seq, time: performance.now() });
+        if (msg.object_id === this.state.active) this.throttle.release();
         this.updatePanels();
       } else if (msg.type === "hover_mask") {
         const current = this.throttle.reply(msg.seq);
@@ -207,7 +242,14 @@ export class SamView {
         this.emit("sam-drawn", { kind: "hover", objectId: this.state.active, seq: msg.seq, time: performance.now() });
       } else if (msg.type === "everything") {
         if (msg.image_id !== imageId) return;
-        this.layers.setEverything(decodeEverything(msg, buffers), msg.width, msg.height, msg.count);
+        this.everythingCount = msg.count;
+        if (msg.count > 0) {
+          this.layers.setEverything(decodeEverything(msg, buffers), msg.width, msg.height, msg.count);
+          this.mode = "keep"; // what one does next; visible in the toolbar and the status line
+        } else {
+          this.layers.everything = null;
+          if (this.mode === "keep") this.mode = "positive";
+        }
         this.clearHover();
         this.drawNow("overlay");
         this.emit("sam-drawn", { kind: "everything", objectId: -1, seq: -1, count: msg.count, time: performance.now() });
@@ -221,7 +263,12 @@ export class SamView {
   }
 
   hideEverything(): void {
-    if (!this.layers.everything) return;
+    this.everythingCount = null;
+    if (this.mode === "keep") this.mode = "positive";
+    if (!this.layers.everything) {
+      this.updatePanels();
+      return;
+    }
     this.layers.everything = null;
     this.refresh("overlay", "hover");
     this.updatePanels();
@@ -242,6 +289,8 @@ export class SamView {
 
   private onNewImage(): void {
     this.layers.reset();
+    this.everythingCount = null;
+    if (this.mode === "keep") this.mode = "positive";
     this.throttle.clear();
     this.view = resetView(this.view);
     this.loadImage();
@@ -294,9 +343,9 @@ export class SamView {
       });
       ro.observe(root);
       this.disposer.add(() => ro.disconnect());
-    } else {
-      this.disposer.listen(window, "resize", () => this.layout());
     }
+    // The window's height bounds the stage too (stageSize), so a resize relays out.
+    this.disposer.listen(window, "resize", () => this.layout());
     // devicePixelRatio changes (browser zoom, moving to another screen) without a resize.
     let mql: MediaQueryList | null = null;
     const watchDpr = () => {
@@ -317,8 +366,12 @@ export class SamView {
     const w = Number(this.model.get("image_width")) || (this.image ? imageSize(this.image)[0] : 0);
     const h = Number(this.model.get("image_height")) || (this.image ? imageSize(this.image)[1] : 0);
     const avail = Math.max(50, (this.dom.root.clientWidth || 640) - 2); // stage outline + margin
-    const maxH = Math.max(240, Math.round((window.innerHeight || 800) * 0.85));
-    const [sw, sh] = fitStage(avail, w, h, maxH);
+    const [sw, sh] = stageSize(w, h, {
+      containerWidth: avail,
+      viewportHeight: window.innerHeight || 800,
+      width: Number(this.model.get("width")) || 0,
+      height: Number(this.model.get("height")) || 0,
+    });
     const old = this.view;
     const k = old.stageWidth > 0 ? sw / old.stageWidth : 1;
     this.view = clampView({ ...old, imageWidth: w, imageHeight: h, stageWidth: sw, stageHeight: sh, panX: old.panX * k, panY: old.panY * k });

@@ -12,7 +12,10 @@ import {
   resetView,
   type ScreenRect,
   screenToImage,
+  stageSize,
+  VIEWPORT_SHARE,
   type View,
+  viewScale,
   zoomAt,
 } from "../src/coords";
 
@@ -131,6 +134,54 @@ describe("view helpers", () => {
     expect(fitStage(800, 1600, 1200, 10000)).toEqual([800, 600]);
     expect(fitStage(800, 100, 1000, 500)).toEqual([50, 500]);
     expect(fitStage(333.9, 640, 480, 1000)).toEqual([333, 250]);
+  });
+
+  it("never enlarges the image by default and keeps the stage within a share of the window", () => {
+    // The first-use trial: a 512 x 512 image in an 850 px wide cell was blown up to 850 x 850.
+    expect(stageSize(512, 512, { containerWidth: 850, viewportHeight: 1000 })).toEqual([512, 512]);
+    // A large photo on a 1000 px screen: at most VIEWPORT_SHARE of the height.
+    const [w, h] = stageSize(2048, 1536, { containerWidth: 1000, viewportHeight: 1000 });
+    expect(h).toBe(Math.round(1000 * VIEWPORT_SHARE));
+    expect(w).toBe(Math.round((h * 2048) / 1536));
+    expect(h + 200).toBeLessThanOrEqual(1000); // room for toolbar, candidates, objects, status
+    // A narrow cell still wins over the height cap.
+    expect(stageSize(2048, 1536, { containerWidth: 400, viewportHeight: 1000 })).toEqual([400, 300]);
+    // A tiny window keeps a usable minimum.
+    expect(stageSize(2000, 2000, { containerWidth: 900, viewportHeight: 100 })[1]).toBe(200);
+  });
+
+  it("takes width/height options, which may enlarge a small image", () => {
+    expect(stageSize(512, 512, { containerWidth: 850, viewportHeight: 1000, width: 800 })).toEqual([800, 800]);
+    expect(stageSize(512, 256, { containerWidth: 850, viewportHeight: 1000, height: 128 })).toEqual([256, 128]);
+    // never wider than the cell
+    expect(stageSize(512, 512, { containerWidth: 300, viewportHeight: 1000, width: 800 })).toEqual([300, 300]);
+    // 0 means automatic
+    expect(stageSize(512, 512, { containerWidth: 850, viewportHeight: 1000, width: 0, height: 0 })).toEqual([512, 512]);
+  });
+
+  it("zoom and pan reach every pixel of a downscaled image", () => {
+    const [sw, sh] = stageSize(4000, 3000, { containerWidth: 900, viewportHeight: 900 });
+    const base = fitted(4000, 3000, sw, sh);
+    // At full zoom an image pixel is larger than a stage pixel...
+    expect(viewScale({ ...base, zoom: MAX_ZOOM })).toBeGreaterThan(1);
+    // ...and every pixel, corners included, can be brought under the pointer.
+    for (const [x, y] of [[0.5, 0.5], [3999.5, 2999.5], [3999.5, 0.5], [1234.5, 2345.5]]) {
+      let v = base;
+      for (let i = 0; i < 20; i++) {
+        const [sx, sy] = imageToStage(v, x, y);
+        v = zoomAt(v, 1.5, Math.min(sw, Math.max(0, sx)), Math.min(sh, Math.max(0, sy)));
+      }
+      expect(v.zoom).toBe(MAX_ZOOM);
+      const [sx, sy] = imageToStage(v, x, y);
+      expect(sx).toBeGreaterThanOrEqual(0);
+      expect(sx).toBeLessThanOrEqual(sw);
+      expect(sy).toBeGreaterThanOrEqual(0);
+      expect(sy).toBeLessThanOrEqual(sh);
+      const r = rectOf(v);
+      const [ix, iy] = screenToImage(v, r, ...imageToScreen(v, r, x, y));
+      expect(ix).toBeCloseTo(x, 6);
+      expect(iy).toBeCloseTo(y, 6);
+    }
   });
 
   it("clamps the zoom range and centres an image smaller than the stage", () => {

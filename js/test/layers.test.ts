@@ -25,12 +25,16 @@ const entry = (objectId: number, seq = 1): MaskEntry => ({
 });
 
 let counter = 0;
+const created = new Map<string, HTMLCanvasElement>();
 beforeEach(() => {
   // Name every canvas the layers create so draw calls can be told apart.
   const create = document.createElement.bind(document);
   vi.spyOn(document, "createElement").mockImplementation(((tag: string) => {
     const el = create(tag);
-    if (tag === "canvas") el.id = `c${++counter}`;
+    if (tag === "canvas") {
+      el.id = `c${++counter}`;
+      created.set(el.id, el as HTMLCanvasElement);
+    }
     return el;
   }) as typeof document.createElement);
   const contexts = new WeakMap<HTMLCanvasElement, CanvasRenderingContext2D>();
@@ -74,6 +78,28 @@ describe("MaskLayers", () => {
     calls.length = 0;
     layers.drawOverlay(ctx, view, state, 0.5);
     expect(calls.find((c) => c.startsWith("drawImage"))!.split(" ")[1]).not.toBe(sources[0]);
+  });
+
+  it("paints a large mask at about the displayed size, again larger when zoomed in", () => {
+    const layers = new MaskLayers();
+    const big: MaskEntry = { ...entry(1), width: 1024, height: 512, mask: new Uint8Array(1024 * 512).fill(1) };
+    layers.setMask(big);
+    const state = twoObjects();
+    const { ctx, calls } = target();
+    ctx.canvas.width = 200; // backing store = stage size (DPR 1): the image shows at 200 x 100
+    ctx.canvas.height = 100;
+    layers.drawOverlay(ctx, view, state, 0.5);
+    const painted = () =>
+      calls
+        .filter((c) => c.startsWith("drawImage"))
+        .map((c) => c.split(" ")[1])
+        .map((id) => created.get(id)!);
+    const first = painted();
+    expect(first.length).toBeGreaterThan(0);
+    for (const c of first) expect([c.width, c.height]).toEqual([256, 128]);
+    calls.length = 0;
+    layers.drawOverlay(ctx, { ...view, zoom: 8 }, state, 0.5);
+    for (const c of painted()) expect([c.width, c.height]).toEqual([1024, 512]);
   });
 
   it("forgets masks of removed objects and everything on reset", () => {

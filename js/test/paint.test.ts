@@ -6,9 +6,37 @@ import {
   mapIndexAt,
   maskOutline,
   paintLabels,
+  PAINT_STEP,
   paintMask,
+  paintSize,
   parseColor,
+  resampleMask,
 } from "../src/paint";
+
+describe("painting at the displayed size", () => {
+  it("never paints more pixels than the mask has or much more than the screen shows", () => {
+    expect(paintSize(1024, 1024, 512, 512)).toEqual([512, 512]);
+    expect(paintSize(1024, 768, 300.2, 225.1)).toEqual([320, 256]); // rounded up to PAINT_STEP
+    expect(paintSize(1024, 1024, 5000, 5000)).toEqual([1024, 1024]); // zoomed in: the mask's own
+    const [w, h] = paintSize(1024, 1024, 200, 200);
+    expect(w * h).toBeLessThanOrEqual((200 + PAINT_STEP) ** 2);
+  });
+
+  it("resamples a mask by the pixel under each target pixel's centre", () => {
+    // 4 x 2 -> 2 x 1: target pixel centres fall on source (1, 0)... columns 1 and 3 of row 1
+    const m = new Uint8Array([0, 1, 0, 0, 1, 0, 0, 1]);
+    expect([...resampleMask(m, 4, 2, 2, 1)]).toEqual([0, 1]);
+    expect(resampleMask(m, 4, 2, 4, 2)).toBe(m);
+    // upsampling repeats pixels
+    expect([...resampleMask(new Uint8Array([1, 0]), 2, 1, 4, 2)]).toEqual([1, 1, 0, 0, 1, 1, 0, 0]);
+    // a half-filled 1024 x 1024 mask stays half filled at 256 x 256
+    const big = new Uint8Array(1024 * 1024);
+    for (let y = 0; y < 1024; y++) big.fill(1, y * 1024, y * 1024 + 512);
+    const small = resampleMask(big, 1024, 1024, 256, 256);
+    expect(small.reduce((a, b) => a + b, 0)).toBe(256 * 128);
+    expect(() => resampleMask(big, 10, 10, 2, 2)).toThrow(RangeError);
+  });
+});
 
 describe("colours", () => {
   it("parses #rrggbb and #rgb, falls back to grey", () => {

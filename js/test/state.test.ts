@@ -26,7 +26,7 @@ describe("prompt reducer", () => {
     const s2 = run(
       [
         { type: "addPoint", x: 5, y: 6, label: 0 },
-        { type: "setBox", box: [30, 40, 10, 5] },
+        { type: "setBox", box: [10, 5, 30, 40] },
       ],
       s1,
     );
@@ -36,7 +36,9 @@ describe("prompt reducer", () => {
       [5, 6],
     ]);
     expect(o2.labels).toEqual([1, 0]);
-    expect(o2.box).toEqual([10, 5, 30, 40]); // normalised to x0 <= x1, y0 <= y1
+    expect(o2.box).toEqual([10, 5, 30, 40]);
+    // corners out of order are refused (as by the kernel); input.ts orders dragged corners
+    expect(reduce(s2, { type: "setBox", box: [30, 40, 10, 5] })).toBe(s2);
     expect(o2.seq).toBe(3);
     expect(s1.objects[0].points).toHaveLength(1); // no mutation of the old state
   });

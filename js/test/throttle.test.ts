@@ -118,3 +118,44 @@ describe("HoverThrottle", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 });
+
+describe("HoverThrottle.hold (a click pre-empts hover)", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(0);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("sends nothing while held, then only the newest position on release", () => {
+    const { t, sent } = setup(10);
+    t.hold(1000);
+    expect(t.held).toBe(true);
+    t.request(1, 1);
+    t.request(2, 2);
+    vi.advanceTimersByTime(500);
+    expect(sent).toEqual([]);
+    t.release();
+    expect(t.held).toBe(false);
+    expect(sent).toEqual([[1, 2, 2]]);
+  });
+
+  it("ends a hold by itself when no mask comes", () => {
+    const { t, sent } = setup(10);
+    t.hold(300);
+    t.request(5, 5);
+    vi.advanceTimersByTime(299);
+    expect(sent).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(sent).toEqual([[1, 5, 5]]);
+  });
+
+  it("a reply to a request cleared by the click is stale", () => {
+    const { t, sent } = setup(10);
+    t.request(1, 1); // in flight
+    t.clear(); // the click
+    t.hold(1000);
+    expect(t.reply(1)).toBe(false); // dropped before any decoding or drawing
+    t.request(2, 2);
+    expect(sent.filter((s) => s[1] !== null)).toHaveLength(1);
+  });
+});

@@ -338,6 +338,7 @@ describe("masks from the kernel", () => {
     const buttons = el.querySelectorAll<HTMLButtonElement>(".sam-candidates button[data-candidate]");
     expect(buttons).toHaveLength(3);
     expect(buttons[1].textContent).toContain("0.42");
+    expect(q(".sam-candidates").textContent).toContain("predicted IoU");
     expect(buttons[0].getAttribute("aria-pressed")).toBe("true");
     buttons[2].click();
     expect(model.get("objects")[0]).toMatchObject({ candidate: 2, seq: obj.seq + 1 });
@@ -404,6 +405,31 @@ describe("hover", () => {
     expect(model.sentOfType("hover").slice(-1)[0]).toMatchObject({ x: null });
   });
 
+  it("a click pre-empts hover: the in-flight preview is dropped, none is sent until its mask is drawn", async () => {
+    mount({ hover: true });
+    await flush();
+    const drawn = events("sam-drawn");
+    pointer("pointermove", 150, 55); // hover request 1 in flight
+    // The person clicks where the pointer glided to.
+    pointer("pointermove", 100, 50);
+    click(100, 50);
+    const obj = model.get("objects")[0];
+    const requests = () => model.sentOfType("hover").filter((m) => m.x !== null);
+    expect(requests()).toHaveLength(1);
+    // The old preview arrives after the click: dropped, nothing drawn.
+    model.kernelSend({ type: "hover_mask", image_id: 1, seq: 1, width: 4, height: 2 }, [dv(encodeMask([1, 1, 1, 1, 1, 1, 1, 1], 4, 2))]);
+    pointer("pointermove", 101, 50); // gliding on: held back
+    expect(requests()).toHaveLength(1);
+    model.kernelSend(
+      { type: "mask", image_id: 1, object_id: obj.id, seq: obj.seq, width: 4, height: 2, scores: [0.9], candidate: 0 },
+      [dv(encodeMask([1, 0, 0, 0, 0, 0, 0, 0], 4, 2))],
+    );
+    expect(drawn.map((e) => e.detail.kind)).toEqual(["mask"]);
+    await new Promise((r) => setTimeout(r, 100)); // the throttle's minimum interval
+    expect(requests()).toHaveLength(2); // released: the newest position only
+    expect(requests()[1]).toMatchObject({ x: 102, y: 40 });
+  });
+
   it("does not send hover requests when hover is off", async () => {
     mount({ hover: false });
     await flush();
@@ -415,24 +441,116 @@ describe("hover", () => {
 });
 
 describe("segment everything", () => {
-  it("sends the request, draws the label map and turns clicks on masks into keep", async () => {
+  const EVERYTHING = { type: "everything", image_id: 1, count: 3, width: 4, height: 2 };
+  const LABELS = () => [dv(encodeLabels([1, 1, 2, 2, 0, 0, 3, 3], 4, 2))];
+  const keepButton = () => q<HTMLButtonElement>('button[data-action="keep"]');
+  const hideButton = () => q<HTMLButtonElement>('button[data-action="hide-everything"]');
+
+  it("says what it found, enters a visible keep mode, and keeps only in that mode", async () => {
     mount();
     await flush();
+    // Before any result: the late controls hold their place, invisible and disabled.
+    for (const b of [keepButton(), hideButton()]) {
+      expect(b.hidden).toBe(false);
+      expect(b.classList.contains("sam-reserved")).toBe(true);
+      expect(b.classList.contains("sam-shown")).toBe(false);
+      expect(b.disabled).toBe(true);
+    }
     q<HTMLButtonElement>('button[data-action="segment-everything"]').click();
     expect(model.sentOfType("segment_everything")).toHaveLength(1);
     const drawn = events("sam-drawn");
     // 4 x 2 map over the 400 x 200 image: label 3 on the right half of the bottom row
-    model.kernelSend({ type: "everything", image_id: 1, count: 3, width: 4, height: 2 }, [dv(encodeLabels([1, 1, 2, 2, 0, 0, 3, 3], 4, 2))]);
+    model.kernelSend(EVERYTHING, LABELS());
     expect(drawn.map((e) => e.detail.kind)).toEqual(["everything"]);
+    expect(q(".sam-status").textContent).toContain("3 masks");
+    expect(q(".sam-status").textContent).toContain("Keep mode");
+    expect(keepButton().classList.contains("sam-shown")).toBe(true);
+    expect(keepButton().getAttribute("aria-pressed")).toBe("true");
+    expect(hideButton().classList.contains("sam-shown")).toBe(true);
     click(50 + 175, 30 + 75); // image (350, 150) -> label 3
     expect(model.sentOfType("keep")).toEqual([{ type: "keep", index: 2 }]);
+    click(50 + 25, 30 + 75); // background: nothing in keep mode (no stray point, no object)
     expect(model.get("objects")).toHaveLength(0);
-    click(50 + 25, 30 + 75); // background: an ordinary point
-    expect(model.get("objects")).toHaveLength(1);
-    model.kernelSend({ type: "clear_everything" });
+    // Back to prompts: the same click on a mask is an ordinary point.
+    q<HTMLButtonElement>('button[data-action="positive"]').click();
+    expect(keepButton().getAttribute("aria-pressed")).toBe("false");
+    expect(q(".sam-status").textContent).not.toContain("Keep mode");
     click(50 + 175, 30 + 75);
     expect(model.sentOfType("keep")).toHaveLength(1);
-    expect(model.get("objects")[0].points).toHaveLength(2);
+    expect(model.get("objects")[0].points).toEqual([[350, 150]]);
+    hideButton().click();
+    expect(hideButton().classList.contains("sam-shown")).toBe(false);
+    expect(q(".sam-status").textContent).not.toContain("masks");
+  });
+
+  it("says when nothing was found and how to find more", async () => {
+    mount();
+    await flush();
+    model.kernelSend({ ...EVERYTHING, count: 0 }, [dv(encodeLabels([0, 0, 0, 0, 0, 0, 0, 0], 4, 2))]);
+    const text = q(".sam-status").textContent ?? "";
+    expect(text).toContain("no masks found");
+    expect(text).toContain("pred_iou_thresh");
+    expect(text).toContain("stability_score_thresh");
+    expect(keepButton().classList.contains("sam-shown")).toBe(false);
+    click(50 + 175, 30 + 75); // an ordinary point: not in keep mode
+    expect(model.get("objects")).toHaveLength(1);
+  });
+
+  it("clear_everything from the kernel leaves keep mode", async () => {
+    mount();
+    await flush();
+    model.kernelSend(EVERYTHING, LABELS());
+    model.kernelSend({ type: "clear_everything" });
+    expect(keepButton().classList.contains("sam-shown")).toBe(false);
+    click(50 + 175, 30 + 75);
+    expect(model.sentOfType("keep")).toHaveLength(0);
+    expect(model.get("objects")[0].points).toHaveLength(1);
+  });
+});
+
+describe("segment-everything settings popover", () => {
+  it("edits the generator's parameters into everything_params and runs", async () => {
+    mount({ everything_params: { points_per_side: 16 } });
+    await flush();
+    const pop = q(".sam-settings");
+    expect(pop.hidden).toBe(true);
+    q<HTMLButtonElement>('button[data-action="everything-settings"]').click();
+    expect(pop.hidden).toBe(false);
+    const field = (n: string) => q<HTMLInputElement>(`.sam-settings input[data-param="${n}"]`);
+    expect(field("points_per_side").value).toBe("16");
+    expect(field("pred_iou_thresh").value).toBe("0.88");
+    field("pred_iou_thresh").value = "2";
+    q<HTMLFormElement>(".sam-settings form").requestSubmit();
+    expect(q(".sam-settings-error").textContent).toMatch(/pred_iou_thresh/);
+    expect(model.sentOfType("segment_everything")).toHaveLength(0);
+    field("pred_iou_thresh").value = "0.5";
+    q<HTMLFormElement>(".sam-settings form").requestSubmit();
+    expect(model.get("everything_params")).toMatchObject({ points_per_side: 16, pred_iou_thresh: 0.5, stability_score_thresh: 0.95 });
+    expect(model.saves).toBeGreaterThan(0);
+    expect(model.sentOfType("segment_everything")).toHaveLength(1);
+    expect(pop.hidden).toBe(true);
+  });
+});
+
+describe("failed model", () => {
+  it("turns the prompt tools off and says what to do", async () => {
+    mount({ status: "error", error: "The model could not be loaded: download https://x/mobile_sam.pt ..." });
+    await flush();
+    for (const a of ["positive", "negative", "box", "new-object", "hover", "segment-everything"]) {
+      expect(q<HTMLButtonElement>(`button[data-action="${a}"]`).disabled, a).toBe(true);
+    }
+    expect(q(".sam-status").textContent).toContain("Model not loaded");
+    expect(q(".sam-status").textContent).toContain("Prompt tools are off");
+    expect(q(".sam-error").hidden).toBe(false);
+    click(60, 40);
+    pointer("pointerdown", 60, 40);
+    pointer("pointermove", 120, 90);
+    pointer("pointerup", 120, 90);
+    expect(model.get("objects")).toEqual([]); // no point or box that could never get a mask
+    // Zoom still works: the image can be looked at.
+    expect(q<HTMLButtonElement>('button[data-action="zoom-in"]').disabled).toBe(false);
+    model.kernelSet("status", "ready");
+    expect(q<HTMLButtonElement>('button[data-action="positive"]').disabled).toBe(false);
   });
 });
 

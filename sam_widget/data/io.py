@@ -25,6 +25,9 @@ What round-trips exactly (export -> import gives the identical boolean masks):
   ``x_max - x_min + 1`` (pixels covered, as pycocotools computes it) and ``[0, 0, 0, 0]``
   for an empty mask; ``area`` is the pixel count; ``iscrowd`` is 0.
 
+Every file written to a path goes through :mod:`sam_widget.data.atomic` (temp file in the same
+folder, fsync, ``os.replace``): a write that fails part-way leaves an existing file untouched.
+
 Masks given to the writers may be an (N, H, W) array, or a sequence of (H, W) arrays, RLE
 dicts, or records from :class:`~sam_widget.SamAutomaticMaskGenerator` (any output_mode).
 """
@@ -50,6 +53,7 @@ from ..engine.amg.rle import (
     rle_to_mask,
     rle_to_uncompressed,
 )
+from .atomic import atomic_write_text, atomic_write_with
 
 __all__ = [
     "CocoMasks",
@@ -225,7 +229,11 @@ def write_label_png(
     img = Image.fromarray(labels.astype(dtype))  # mode "L" or "I;16"
     info = PngImagePlugin.PngInfo()
     info.add_text(_PNG_COUNT_KEY, str(n))
-    img.save(file, format="PNG", pnginfo=info)
+    if isinstance(file, (str, os.PathLike)):
+        # A path: atomically (a failed write leaves an existing file untouched).
+        atomic_write_with(file, lambda fh: img.save(fh, format="PNG", pnginfo=info))
+    else:
+        img.save(file, format="PNG", pnginfo=info)
 
 
 def read_label_png(file: _PathOrFile) -> np.ndarray:
@@ -289,11 +297,15 @@ def to_coco_json(
     category_name: str = "object",
     segmentation: Literal["rle", "polygon"] = "rle",
     scores: Sequence[float] | None = None,
+    categories: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     """A COCO dataset dict ``{"images", "annotations", "categories"}`` for one image.
 
-    Every mask becomes one annotation (ids 1..N) of category ``category_id``. ``scores`` (one
-    per mask) are stored as each annotation's ``"score"``.
+    Every mask becomes one annotation (ids 1..N, instances of one category). Without
+    ``categories`` all are of category ``category_id`` / ``category_name``. ``categories``
+    (one name or ``None`` per mask) gives each mask its category: one COCO category per
+    distinct name, ids from ``category_id`` up in order of first use; ``None`` means
+    ``category_name``. ``scores`` (one per mask) are stored as each annotation's ``"score"``.
     """
     if segmentation not in ("rle", "polygon"):
         raise ValueError(f"segmentation must be 'rle' or 'polygon', got {segmentation!r}")
@@ -301,6 +313,8 @@ def to_coco_json(
     n, h, w = stack.shape
     if scores is not None and len(scores) != n:
         raise ValueError(f"scores must have one value per mask ({n}), got {len(scores)}")
+    names = _category_names(categories, n, category_name)
+    cat_ids = {name: int(category_id) + i for i, name in enumerate(dict.fromkeys(names))}
     annotations = []
     for k in range(n):
         m = stack[k]
@@ -308,7 +322,7 @@ def to_coco_json(
         ann: dict[str, Any] = {
             "id": k + 1,
             "image_id": int(image_id),
-            "category_id": int(category_id),
+            "category_id": cat_ids[names[k]],
             "segmentation": seg,
             "area": int(m.sum()),
             "bbox": _coco_bbox(m),
@@ -320,16 +334,34 @@ def to_coco_json(
     return {
         "images": [{"id": int(image_id), "file_name": file_name, "height": h, "width": w}],
         "annotations": annotations,
-        "categories": [{"id": int(category_id), "name": category_name}],
+        "categories": [{"id": i, "name": name} for name, i in cat_ids.items()],
     }
+
+
+def _category_names(categories: Any, n: int, default: str) -> list[str]:
+    """One category name per mask (``None`` entries and no list at all: ``default``)."""
+    if categories is None:
+        return [default] * n
+    if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence):
+        raise TypeError(
+            f"categories must be a sequence of one name (str or None) per mask, "
+            f"got {type(categories).__name__}"
+        )
+    if len(categories) != n:
+        raise ValueError(f"categories must have one name per mask ({n}), got {len(categories)}")
+    names = []
+    for k, c in enumerate(categories):
+        if c is not None and (not isinstance(c, str) or not c.strip()):
+            raise ValueError(f"categories[{k}] must be a non-empty str or None, got {c!r}")
+        names.append(default if c is None else c.strip())
+    return names
 
 
 def write_coco_json(file: str | os.PathLike[str] | IO[str], masks: Any, **kwargs: Any) -> None:
     """Write :func:`to_coco_json` ``(masks, **kwargs)`` to a path or text file object."""
     data = to_coco_json(masks, **kwargs)
     if isinstance(file, (str, os.PathLike)):
-        with open(file, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
+        atomic_write_text(file, json.dumps(data))  # a failed write keeps an existing file
     else:
         json.dump(data, file)
 

@@ -159,7 +159,8 @@ def _download(
     hint = _hint(variant, dest.name, dest)
 
     def fail(what: str) -> DownloadError:
-        return DownloadError(f"Could not download {url} -> {dest}: {what}.\n{hint}")
+        end = "" if what.endswith((".", "?", "!")) else "."
+        return DownloadError(f"Could not download {url} -> {dest}: {what}{end}\n{hint}")
 
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

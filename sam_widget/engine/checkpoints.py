@@ -37,6 +37,7 @@ __all__ = [
     "DownloadError",
     "cache_dir",
     "download",
+    "load_checkpoint",
     "load_state_dict",
     "resolve_checkpoint",
 ]
@@ -101,6 +102,73 @@ OFFICIAL: dict[str, CheckpointInfo] = {
     ),
 }
 
+# SAM 2 (July 2024, ".../072824/") and SAM 2.1 (September 2024, ".../092824/"): URLs from
+# facebookresearch/sam2, checkpoints/download_ckpts.sh; the same files are on the Hugging Face
+# hub as facebook/sam2-hiera-* and facebook/sam2.1-hiera-*. Each holds {"model": state_dict}
+# of the whole video model (models/sam2/checkpoint.py sets the video-only keys aside).
+# SHA-256 of all eight: computational-cell-analytics/micro-sam, micro_sam/v2/util.py (HASHES,
+# pooch known_hash per file). Independent manifests list the same digests for sam2 t and l and
+# for all four sam2.1 files (and the Hugging Face file of sam2.1 tiny at revision
+# de431c4043854a71d8101e17995dfe596bf101a5). Sizes in bytes: several independent download
+# manifests list all eight; sam2 tiny's also appears in a wget log of the official URL
+# ("Length: 155906050").
+_SAM2_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/"
+_SAM2_FILES = {
+    # variant: (release folder, file name, size, SHA-256)
+    "sam2_hiera_t": (
+        "072824",
+        "sam2_hiera_tiny.pt",
+        155906050,
+        "65b50056e05bcb13694174f51bb6da89c894b57b75ccdf0ba6352c597c5d1125",
+    ),
+    "sam2_hiera_s": (
+        "072824",
+        "sam2_hiera_small.pt",
+        184309650,
+        "95949964d4e548409021d47b22712d5f1abf2564cc0c3c765ba599a24ac7dce3",
+    ),
+    "sam2_hiera_b+": (
+        "072824",
+        "sam2_hiera_base_plus.pt",
+        323493298,
+        "d0bb7f236400a49669ffdd1be617959a8b1d1065081789d7bbff88eded3a8071",
+    ),
+    "sam2_hiera_l": (
+        "072824",
+        "sam2_hiera_large.pt",
+        897952466,
+        "7442e4e9b732a508f80e141e7c2913437a3610ee0c77381a66658c3a445df87b",
+    ),
+    "sam2.1_hiera_t": (
+        "092824",
+        "sam2.1_hiera_tiny.pt",
+        156008466,
+        "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69",
+    ),
+    "sam2.1_hiera_s": (
+        "092824",
+        "sam2.1_hiera_small.pt",
+        184416285,
+        "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38",
+    ),
+    "sam2.1_hiera_b+": (
+        "092824",
+        "sam2.1_hiera_base_plus.pt",
+        323606802,
+        "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
+    ),
+    "sam2.1_hiera_l": (
+        "092824",
+        "sam2.1_hiera_large.pt",
+        898083611,
+        "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
+    ),
+}
+for _variant, (_folder, _name, _size, _sha) in _SAM2_FILES.items():
+    OFFICIAL[_variant] = CheckpointInfo(
+        url=f"{_SAM2_BASE}{_folder}/{_name}", filename=_name, size=_size, sha256=_sha
+    )
+
 # Variants that exist (docs/ARCHITECTURE.md, config.VARIANTS) but have no published weights.
 _NO_OFFICIAL_WEIGHTS = frozenset({"tiny"})
 
@@ -129,12 +197,9 @@ def cache_dir() -> Path:
 
 
 def _known_variants() -> frozenset[str]:
-    names = set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS
-    try:  # config.VARIANTS is the package-wide list (docs/ARCHITECTURE.md)
-        from ..models.sam.config import VARIANTS
-    except ImportError:
-        return frozenset(names)
-    return frozenset(names | set(VARIANTS))
+    from ..models.registry import list_models  # every registered variant of every family
+
+    return frozenset(set(OFFICIAL) | _NO_OFFICIAL_WEIGHTS | set(list_models()))
 
 
 def resolve_checkpoint(
@@ -232,7 +297,16 @@ def _unpickler_reason(exc: BaseException) -> str:
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Load a checkpoint file as ``{parameter name: tensor}`` on the CPU, safely.
+    """The state dict of :func:`load_checkpoint` (its metadata dropped)."""
+    return load_checkpoint(path)[0]
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Load a checkpoint file as ``{parameter name: tensor}`` on the CPU, safely, plus the
+    plain-data ``"metadata"`` dict stored beside a wrapped state dict (``None`` if absent;
+    ``sam_widget.finetune`` writes ``{"model": state_dict, "metadata": {...}}``).
 
     Only ``torch.load(path, map_location="cpu", weights_only=True)`` is used: a pickle that
     names arbitrary Python callables is refused before anything runs. Accepted layouts: a
@@ -279,12 +353,13 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         ) from exc
 
     if _is_tensor_dict(obj, torch):
-        return dict(obj)
+        return dict(obj), None
     if isinstance(obj, dict):
         for key in _WRAPPER_KEYS:
             inner: Any = obj.get(key)
             if _is_tensor_dict(inner, torch):
-                return dict(inner)
+                meta = obj.get("metadata")
+                return dict(inner), (dict(meta) if isinstance(meta, dict) else None)
     if isinstance(obj, dict) and not obj:
         detail = "it is an empty dict"
     elif isinstance(obj, dict):

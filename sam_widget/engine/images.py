@@ -10,7 +10,11 @@ array. :func:`to_rgb_uint8` is the single place where inputs are converted, by t
   then its pixels are read like an array (PIL modes are mapped below).
 - ``str`` / ``os.PathLike``: the file is opened with PIL, its size is checked *before* the
   pixels are decoded (decompression bombs are refused), then it is treated as a PIL image.
-- Anything else (torch tensors, lists, bytes, ...) is refused with a ``TypeError``.
+- ``torch.Tensor`` on the CPU: ``(H, W)``, ``(H, W, C)`` or channels-first ``(C, H, W)``
+  (C in 1, 3, 4; torchvision's layout, moved to channels last), then read like an array. A
+  shape that fits both layouts is read channels last. Tensors on a GPU are refused
+  (``.cpu()`` first).
+- Anything else (lists, bytes, ...) is refused with a ``TypeError``.
 
 **Channels** (after the dtype rule below)
 
@@ -196,13 +200,42 @@ def _to_uint8_values(arr: np.ndarray, name: str) -> np.ndarray:
     )
 
 
+def _is_torch_tensor(obj: Any) -> bool:
+    # Checked by module name: torch is only imported when the user already gave a tensor.
+    return type(obj).__module__.split(".")[0] == "torch" and hasattr(obj, "detach")
+
+
+def _tensor_to_array(tensor: Any, name: str) -> np.ndarray:
+    """A CPU tensor ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` -> numpy, channels last."""
+    import torch
+
+    if tensor.device.type != "cpu":
+        raise TypeError(
+            f"{name} is a torch tensor on {tensor.device}; move it to the CPU first "
+            f"({name}.cpu()) or pass {name}.cpu().numpy()."
+        )
+    t = tensor.detach()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()  # bfloat16 has no numpy dtype; values are unchanged
+    if t.ndim == 3 and t.shape[2] not in (1, 3, 4) and t.shape[0] in (1, 3, 4):
+        t = t.permute(1, 2, 0)  # C x H x W -> H x W x C
+    try:
+        return t.numpy()
+    except (TypeError, RuntimeError) as err:
+        raise TypeError(
+            f"{name}: cannot read torch tensor of dtype {t.dtype} ({err}); pass {name}.numpy() "
+            "converted to uint8 or float in [0, 1]."
+        ) from err
+
+
 def to_rgb_uint8(
     image: _ImageLike, image_format: str = "RGB", *, name: str = "image"
 ) -> np.ndarray:
     """Convert ``image`` to an ``(H, W, 3)`` uint8 RGB C-contiguous array (module rule).
 
     Args:
-        image: numpy array, PIL image, or path to an image file (see the module docstring).
+        image: numpy array, CPU torch tensor, PIL image, or path to an image file (see the
+            module docstring).
         image_format: channel order of a 3- or 4-channel *array*: ``"RGB"`` or ``"BGR"``.
             PIL images and files are always RGB; asking for ``"BGR"`` with them is an error.
         name: argument name used in error messages.
@@ -229,10 +262,12 @@ def to_rgb_uint8(
         arr = _pil_to_array(image)
     elif isinstance(image, np.ndarray):
         arr = image
+    elif _is_torch_tensor(image):
+        arr = _tensor_to_array(image, name)
     else:
         raise TypeError(
-            f"{name} must be a numpy array (H x W x 3), a PIL image or a path to an image file; "
-            f"got {type(image).__module__}.{type(image).__qualname__}."
+            f"{name} must be a numpy array (H x W x 3), a CPU torch tensor, a PIL image or a path "
+            f"to an image file; got {type(image).__module__}.{type(image).__qualname__}."
         )
 
     if arr.ndim == 2:

@@ -2,7 +2,9 @@
 ``models/`` (predictor, automatic masks, widget, annotator, batch, fine-tuning, explain) uses.
 
 A family (``models/sam`` for SAM and MobileSAM, ``models/sam2`` for SAM 2 / 2.1) is one
-folder plus one registration in :mod:`sam_widget.models.registry`. Code outside ``models/``
+folder whose ``__init__`` registers it in :mod:`sam_widget.models.registry`
+(``register_family(name, build=..., detect=...)`` and one ``register_model`` per variant;
+the registry imports every package under ``models/`` on first use). Code outside ``models/``
 never imports a family's modules and never reads a family's submodules or private methods;
 it calls only what is written here.
 
@@ -31,7 +33,7 @@ __all__ = ["ImageGeometry", "SegmentModel"]
 class ImageGeometry(Protocol):
     """How a family maps images, prompts and masks between the frames above.
 
-    SAM's is :class:`sam_widget.engine.transforms.ResizeLongestSide` (the published
+    SAM's is :class:`sam_widget.models.geometry.ResizeLongestSide` (the published
     ``SamPredictor.transform``); SAM 2's resizes to a square. Numpy methods take single
     images or arrays of prompts, ``*_torch`` methods batched tensors.
     """
@@ -92,6 +94,8 @@ class SegmentModel(Protocol):
       input_size``; the family normalises and pads) -> features, a mapping of named
       tensors with batch dim 1. ``"image_embed"`` (1 x C x 64 x 64) is always there; SAM 2
       adds its high-resolution maps. Features are what the embedding cache stores.
+      ``feature_shapes``: name -> shape of every feature ``encode`` returns (float32), so
+      that stored features are checked before they are read.
     - ``prepare(features) -> context``: per-image precomputation shared by all prompts of
       that image (opaque to callers; valid only for this model).
     - ``decode(ctx, coords, labels, boxes, mask_input, multimask)``: ``coords`` B x N x 2
@@ -101,7 +105,15 @@ class SegmentModel(Protocol):
       The family's own single-mask rule applies when ``multimask`` is False.
     - ``decode_points(ctx, coords, multimask)``: many single-point prompts at once
       (automatic masks): ``coords`` B x 2 input frame, label 1 each, no mask input. Same
-      results as ``decode`` up to float rounding; may use a faster exact path.
+      results as ``decode`` up to float rounding; may use a faster exact path. A family may
+      also take the keyword-only hints ``iou_thresh`` (prompts whose best IoU prediction is
+      not above it may get zero logits), ``out`` (a B x C x 256 x 256 buffer to write the
+      logits into) and ``extent`` ((rows, cols) of logits needed from the top left); it then
+      sets ``decode_points_hints = True`` (the automatic mask generator's fast path).
+
+    Optional: ``encoder_blocks()`` -> the encoder's modules in the order they run; the
+    predictor reports encoding progress as each one finishes (without it, only at the end).
+    ``config``: the family's frozen config of the variant (from the registry).
     """
 
     family: str
@@ -120,6 +132,9 @@ class SegmentModel(Protocol):
 
     @property
     def geometry(self) -> ImageGeometry: ...
+
+    @property
+    def feature_shapes(self) -> Mapping[str, tuple[int, ...]]: ...
 
     def encode(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]: ...
 

@@ -9,33 +9,35 @@
 - Only one run at a time: asking again while one runs returns the running ``Future``.
   A run for an image that was replaced meanwhile is cancelled (its ``Future`` raises
   ``CancelledError``) and nothing is sent.
-- ``keep(index)`` makes record ``index`` a real object: one positive point at the record's
-  ``point_coords`` with the multimask ``candidate`` whose mask agrees best (IoU) with the
-  record's mask. Without crop layers and small-region post-processing that *is* the kept
-  mask (up to the generator's resampling); otherwise it is the closest mask the decoder gives
-  for that point on the full image. Either way the object stays editable like any other.
+- ``choose(index)`` says how record ``index`` becomes a real object (the widget's ``keep``):
+  one positive point at the record's ``point_coords`` with the multimask ``candidate`` whose
+  mask agrees best (IoU) with the record's mask. Without crop layers and small-region
+  post-processing that *is* the kept mask (up to the generator's resampling); otherwise it is
+  the closest mask the decoder gives for that point on the full image. Either way the object
+  stays editable like any other.
+- Bad parameters raise in the caller (the generator is built there once the model is loaded).
+- ``close()`` cancels a run (between decoder batches) and joins its thread.
+
+The part knows the widget's :class:`~.session.Session` (for the predictor and the current
+image) and talks back only through :class:`EverythingCallbacks`.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .chain import Prompt
 from .codec import encode_label_map
+from .session import Session
 from .updates import upscale
 
-if TYPE_CHECKING:
-    from .widget import SamWidget
-
-__all__ = ["Everything", "label_map_display"]
-
-logger = logging.getLogger("sam_widget")
+__all__ = ["Everything", "EverythingCallbacks", "label_map_display"]
 
 
 class _Cancelled(Exception):
@@ -56,22 +58,37 @@ def label_map_display(masks: list[np.ndarray], height: int, width: int) -> np.nd
     return out
 
 
+@dataclass
+class EverythingCallbacks:
+    """How segment-everything talks back (``send``/``status``/``report`` may be called from
+    its thread)."""
+
+    send: Callable[[dict[str, Any], list[bytes]], None]
+    status: Callable[[str, float], None]
+    report: Callable[[str, BaseException], None]
+    #: (mask_height, mask_width) of the current image's display frame
+    display_size: Callable[[], tuple[int, int]]
+
+
 class Everything:
     """Segment-everything state of one widget (see the module docstring)."""
 
-    def __init__(self, widget: SamWidget) -> None:
-        self._w = widget
+    def __init__(self, session: Session, callbacks: EverythingCallbacks) -> None:
+        self._session = session
+        self.cb = callbacks
         self._lock = threading.Lock()
         self._records: list[dict[str, Any]] | None = None
         self._image_id = -1
         self._labels: np.ndarray | None = None
         self._running: Future[list[dict[str, Any]]] | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     @property
     def records(self) -> list[dict[str, Any]] | None:
         """Records of the last finished run on the current image (None if there is none)."""
         with self._lock:
-            if self._records is None or self._image_id != self._w.image_id:
+            if self._records is None or self._image_id != self._session.image_id:
                 return None
             return list(self._records)
 
@@ -81,12 +98,12 @@ class Everything:
 
     def clear(self) -> None:
         self.reset()
-        self._w.send({"type": "clear_everything"})
+        self.cb.send({"type": "clear_everything"}, [])
 
     def resend(self) -> None:
         with self._lock:
             labels, image_id, count = self._labels, self._image_id, len(self._records or ())
-        if labels is not None and image_id == self._w.image_id:
+        if labels is not None and image_id == self._session.image_id:
             self._send(image_id, count, labels)
 
     def _send(self, image_id: int, count: int, labels: np.ndarray) -> None:
@@ -98,15 +115,33 @@ class Everything:
             "width": w,
             "height": h,
         }
-        self._w.send(content, [encode_label_map(labels)])
+        self.cb.send(content, [encode_label_map(labels)])
 
-    def start(self, params: dict[str, Any]) -> Future[list[dict[str, Any]]]:
+    def _generator(self, params: dict[str, Any]) -> Any:
         from ..engine.amg import SamAutomaticMaskGenerator
 
-        # Bad parameter names/values fail here, in the caller's thread.
+        return SamAutomaticMaskGenerator(self._session.predictor, **params)
+
+    def start(
+        self, params: dict[str, Any], image_id: int, image: np.ndarray
+    ) -> Future[list[dict[str, Any]]]:
+        """Run the generator on ``image`` (the session's image ``image_id``) in the
+        background; bad parameters raise here."""
+        import inspect
+
+        from ..engine.amg import SamAutomaticMaskGenerator
+
+        if self._closed:
+            raise RuntimeError("the widget is closed.")
+        # Bad parameter names/values fail here, in the caller's thread: names by signature,
+        # values by building the generator (which needs the model: wait for it when values
+        # were given; the defaults are known to be good).
         inspect.signature(SamAutomaticMaskGenerator).bind(None, **params)
         if params.get("output_mode", "binary_mask") != "binary_mask":
             raise ValueError("segment_everything needs output_mode='binary_mask' (the default).")
+        if params:
+            self._session.wait_loaded()
+            self._generator(params)
         with self._lock:
             running = self._running
             if running is not None and not running.done():
@@ -114,15 +149,18 @@ class Everything:
             future: Future[list[dict[str, Any]]] = Future()
             future.set_running_or_notify_cancel()
             self._running = future
-        image_id, image = self._w.image_id, self._w.image
-        thread = threading.Thread(
-            target=self._run,
-            args=(future, dict(params), image_id, image),
-            daemon=True,
-            name="sam-widget-everything",
-        )
+            thread = threading.Thread(
+                target=self._run,
+                args=(future, dict(params), image_id, image),
+                daemon=True,
+                name="sam-widget-everything",
+            )
+            self._thread = thread
         thread.start()
         return future
+
+    def _stale(self, image_id: int) -> bool:
+        return self._closed or self._session.image_id != image_id
 
     def _run(
         self,
@@ -131,32 +169,28 @@ class Everything:
         image_id: int,
         image: np.ndarray,
     ) -> None:
-        w = self._w
-        session = w._session
+        session = self._session
         try:
             session.wait_ready()
-            if session.image_id != image_id:
+            if self._stale(image_id):
                 raise _Cancelled
-            from ..engine.amg import SamAutomaticMaskGenerator
-
-            generator = SamAutomaticMaskGenerator(session.predictor, **params)
+            generator = self._generator(params)
             last = [-1.0]
 
             def progress(fraction: float) -> None:
-                if session.image_id != image_id:
+                if self._stale(image_id):
                     raise _Cancelled
                 if fraction - last[0] >= 0.02 or fraction >= 1.0:
                     last[0] = fraction
-                    w._set_status("segmenting", float(fraction))
+                    self.cb.status("segmenting", float(fraction))
 
-            w._set_status("segmenting", 0.0)
+            self.cb.status("segmenting", 0.0)
             records = generator.generate(image, progress_callback=progress)
             records.sort(key=lambda r: -int(r["area"]))
-            if session.image_id != image_id:
+            if self._stale(image_id):
                 raise _Cancelled
-            labels = label_map_display(
-                [r["segmentation"] for r in records], w.mask_height, w.mask_width
-            )
+            mh, mw = self.cb.display_size()
+            labels = label_map_display([r["segmentation"] for r in records], mh, mw)
             with self._lock:
                 self._records, self._labels, self._image_id = records, labels, image_id
             self._send(image_id, len(records), labels)
@@ -164,16 +198,21 @@ class Everything:
         except _Cancelled:
             future.set_exception(CancelledError("the image changed during segment-everything"))
         except Exception as exc:
-            w._report("Segment everything failed", exc)
-            future.set_exception(exc)
+            if self._closed:
+                future.set_exception(CancelledError("the widget was closed"))
+            else:
+                self.cb.report("Segment everything failed", exc)
+                future.set_exception(exc)
         finally:
-            if session.frame is not None:
-                w._set_status("ready", 1.0)
+            if session.frame is not None and not self._closed:
+                session.report_status()
 
-    def keep(self, index: Any) -> int:
+    def choose(self, index: Any) -> tuple[tuple[float, float], int | None]:
+        """The point (XY, original pixels) and candidate that make record ``index`` an
+        object (see the module docstring); decodes on the caller's thread."""
         with self._lock:
             records, image_id = self._records, self._image_id
-        if records is None or image_id != self._w.image_id:
+        if records is None or image_id != self._session.image_id:
             raise ValueError("there is no segment-everything result for the current image.")
         if (
             isinstance(index, bool)
@@ -183,7 +222,7 @@ class Everything:
             raise ValueError(f"index must be an integer in 0..{len(records) - 1}, got {index!r}.")
         rec = records[int(index)]
         x, y = (float(v) for v in rec["point_coords"][0])
-        update = self._w._session.decode_prompt(Prompt(((x, y),), (1,)))
+        update = self._session.decode_prompt(Prompt(((x, y),), (1,)))
         target = np.asarray(rec["segmentation"], dtype=bool)
         best, best_iou = None, -1.0
         for c in range(update.result.logits.shape[0]):
@@ -193,4 +232,12 @@ class Everything:
             iou = float(np.logical_and(m, target).sum() / union) if union else 1.0
             if iou > best_iou:
                 best, best_iou = c, iou
-        return self._w.new_object(points=[[x, y]], labels=[1], candidate=best)
+        return (x, y), best
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Cancel a run (at its next decoder batch) and join its thread."""
+        self._closed = True
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)

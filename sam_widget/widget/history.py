@@ -57,8 +57,14 @@ class History:
 
     def push(self, state: State) -> bool:
         """Record ``state`` as a new entry; returns False (and records nothing) when it equals
-        the current state."""
-        if state == self._states[self._index]:
+        the current state. A change of ``active`` alone (selecting an object) is not a step of
+        its own: it updates the current entry, so undo goes back to the last change of the
+        objects (prompts, masks, names, objects made or deleted)."""
+        current = self._states[self._index]
+        if state == current:
+            return False
+        if state.get("objects") == current.get("objects"):
+            self._states[self._index] = copy.deepcopy(state)
             return False
         del self._states[self._index + 1 :]
         self._states.append(copy.deepcopy(state))

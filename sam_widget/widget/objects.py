@@ -23,6 +23,10 @@ from typing import Any
 
 __all__ = [
     "KEYS",
+    "MAX_NAME_LENGTH",
+    "MAX_OBJECTS",
+    "MAX_POINTS",
+    "MAX_SAFE_INTEGER",
     "NUM_CANDIDATES",
     "PALETTE",
     "assign_seqs",
@@ -58,6 +62,15 @@ PALETTE = (
     "#882255",
     "#aa4499",
 )
+#: Limits on what one image may hold (the frontend's js/src/state.ts has the same numbers,
+#: and tests/shared/prompt_edit_cases.json checks that both sides agree). They bound the
+#: memory and decode time a frontend (or a script) can ask for.
+MAX_OBJECTS = 256
+MAX_POINTS = 1000
+MAX_NAME_LENGTH = 200
+#: Largest integer a JavaScript number holds exactly (2**53 - 1): ids and seqs above it
+#: would be rounded in the browser.
+MAX_SAFE_INTEGER = 2**53 - 1
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -98,6 +111,8 @@ def _points(value: Any, width: int, height: int, where: str) -> list[list[float]
         value = value.tolist()
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise TypeError(f"{where} must be a list of [x, y] pairs, got {type(value).__name__}.")
+    if len(value) > MAX_POINTS:
+        raise ValueError(f"{where} has {len(value)} points; at most {MAX_POINTS} are allowed.")
     out = []
     for i, p in enumerate(value):
         if hasattr(p, "tolist"):
@@ -134,7 +149,12 @@ def _box(value: Any, width: int, height: int, where: str) -> list[float] | None:
         return None
     if hasattr(value, "tolist"):
         value = value.tolist()
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 4:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{where} must be None or a list [x0, y0, x1, y1], got {type(value).__name__} "
+            f"{value!r}."
+        )
+    if len(value) != 4:
         raise ValueError(f"{where} must be None or [x0, y0, x1, y1], got {value!r}.")
     x0, y0, x1, y1 = (_coord(v, f"{where}[{i}]") for i, v in enumerate(value))
     _check_inside(x0, y0, width, height, f"{where} corner (x0, y0)")
@@ -156,14 +176,18 @@ def _normalize_one(
         raise ValueError(f"{where} has unknown key(s) {unknown}; allowed: {list(KEYS)}.")
     assigned = obj.get("id") is None
     oid = new_id if assigned else obj["id"]
-    if not _is_int(oid) or int(oid) < 0:
-        raise ValueError(f"{where}.id must be an integer >= 0, got {oid!r}.")
+    if not _is_int(oid) or not 0 <= int(oid) <= MAX_SAFE_INTEGER:
+        raise ValueError(f"{where}.id must be an integer in 0..2**53-1, got {oid!r}.")
     oid = int(oid)
     name = obj.get("name")
     if name is None:
         name = f"object {oid}"
     if not isinstance(name, str):
         raise TypeError(f"{where}.name must be a string, got {type(name).__name__}.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"{where}.name has {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed."
+        )
     color = obj.get("color")
     if color is not None and (not isinstance(color, str) or not _COLOR_RE.match(color)):
         raise ValueError(f'{where}.color must look like "#rrggbb", got {color!r}.')
@@ -177,8 +201,8 @@ def _normalize_one(
             f"got {cand!r}."
         )
     seq = obj.get("seq")
-    if seq is not None and (not _is_int(seq) or int(seq) < 0):
-        raise ValueError(f"{where}.seq must be an integer >= 0, got {seq!r}.")
+    if seq is not None and (not _is_int(seq) or not 0 <= int(seq) <= MAX_SAFE_INTEGER):
+        raise ValueError(f"{where}.seq must be an integer in 0..2**53-1, got {seq!r}.")
     out = {
         "id": oid,
         "name": name,
@@ -208,6 +232,8 @@ def normalize_objects(
         value = value.tolist()
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
         raise TypeError(f"objects must be a list of dicts, got {type(value).__name__}.")
+    if len(value) > MAX_OBJECTS:
+        raise ValueError(f"objects has {len(value)} objects; at most {MAX_OBJECTS} are allowed.")
     explicit = [o.get("id") for o in value if isinstance(o, Mapping) and o.get("id") is not None]
     ints = [int(i) for i in explicit if i is not None and _is_int(i)]
     nxt = max([int(next_id)] + [i + 1 for i in ints])

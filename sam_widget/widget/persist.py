@@ -1,4 +1,4 @@
-"""Saving and restoring a widget: prompts + history as data, masks as files.
+"""Saving and restoring prompts, and writing masks to files: functions over plain data.
 
 ``to_dict`` format (version 1, JSON-serialisable)::
 
@@ -9,41 +9,64 @@
      "next_id": int,
      "history": {"states": [{"objects": [...], "active": id}, ...], "index": i}}
 
-Masks are not stored: they follow deterministically from the prompts (docs in
-``sam_widget.chain``), so ``SamWidget.from_dict(d, image, model=...)`` reproduces them, and
-undo/redo replay the stored history.
+Masks are not stored: they follow from the prompts and the order they were entered in
+(``sam_widget.widget.chain``), so ``SamWidget.from_dict(d, image, model=...)`` replays the
+history up to its current entry and reproduces them. Every file is written through
+:mod:`sam_widget.data.atomic` (a failed write leaves the previous file untouched).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..data.atomic import atomic_write_text, atomic_write_with
 from . import objects as objmod
 from .history import History
 
-__all__ = ["FORMAT", "VERSION", "export_coco", "load_dict", "save_masks", "to_dict"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Loaded",
+    "export_coco",
+    "parse_dict",
+    "save_masks",
+    "stack_masks",
+    "to_dict",
+]
 
 FORMAT = "sam_widget.prompts"
 VERSION = 1
 
 
-def to_dict(w: Any) -> dict[str, Any]:
+def to_dict(
+    *,
+    objects: Sequence[Mapping[str, Any]],
+    active: int,
+    next_id: int,
+    history: History,
+    width: int,
+    height: int,
+    model: str,
+    refine: bool,
+) -> dict[str, Any]:
+    """The prompts and history as JSON-serialisable data (the format above)."""
     return {
         "format": FORMAT,
         "version": VERSION,
-        "image": {"width": int(w.image_width), "height": int(w.image_height)},
-        "model": w._variant,
-        "refine": bool(w.refine),
-        "objects": [objmod.strip_seq(o) for o in w.objects],
-        "active": int(w.active),
-        "next_id": int(w._next_id),
-        "history": w._history.to_data(),
+        "image": {"width": int(width), "height": int(height)},
+        "model": model,
+        "refine": bool(refine),
+        "objects": [objmod.strip_seq(o) for o in objects],
+        "active": int(active),
+        "next_id": int(next_id),
+        "history": history.to_data(),
     }
 
 
@@ -67,13 +90,23 @@ def _check_state(state: Any, where: str, width: int, height: int) -> dict[str, A
     return {"objects": [objmod.strip_seq(o) for o in objs], "active": int(active)}
 
 
-def load_dict(w: Any, data: Mapping[str, Any]) -> None:
+@dataclass(frozen=True)
+class Loaded:
+    """A validated ``to_dict`` value: the history (ending at ``current``) and the next id."""
+
+    history: History
+    current: dict[str, Any]
+    next_id: int
+
+
+def parse_dict(data: Any, width: int, height: int) -> Loaded:
+    """Validate everything in ``data`` (from :func:`to_dict`) for a ``width`` x ``height``
+    image; raises ``TypeError``/``ValueError`` naming the part at fault."""
     if not isinstance(data, Mapping):
         raise TypeError(f"data must be a dict from to_dict(), got {type(data).__name__}.")
     version = data.get("version")
     if version != VERSION:
         raise ValueError(f"unsupported prompts format version {version!r}; expected {VERSION}.")
-    width, height = int(w.image_width), int(w.image_height)
     image = data.get("image")
     if isinstance(image, Mapping) and (image.get("width"), image.get("height")) != (width, height):
         raise ValueError(
@@ -93,35 +126,39 @@ def load_dict(w: Any, data: Mapping[str, Any]) -> None:
         history.push(current)  # no-op when the history's current state is this one
     else:
         history = History(current)
-    # Everything is valid: apply (nothing above changed the widget).
-    ids = [o["id"] for s in history.states for o in s["objects"]]
-    w._next_id = max([w._next_id, int(data.get("next_id", 1) or 1)] + [i + 1 for i in ids])
-    w._history = history
-    w._restore(current)
+    next_id = data.get("next_id", 1) or 1
+    if isinstance(next_id, bool) or not isinstance(next_id, int):
+        raise ValueError(f"data.next_id must be an integer, got {next_id!r}.")
+    return Loaded(history, current, int(next_id))
 
 
-def _stack(w: Any) -> np.ndarray:
-    masks = w.masks
+def stack_masks(masks: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+    """N x H x W bool from N (H, W) masks (0 x H x W when there are none)."""
     if not masks:
-        return np.zeros((0, int(w.image_height), int(w.image_width)), dtype=bool)
+        return np.zeros((0, int(height), int(width)), dtype=bool)
     # N x (H x W) -> N x H x W
     return np.stack(masks)
 
 
-def save_masks(w: Any, path: str | os.PathLike[str]) -> Path:
+def save_masks(
+    path: str | os.PathLike[str],
+    stack: np.ndarray,
+    objects: Sequence[Mapping[str, Any]],
+) -> Path:
+    """Write an N x H x W bool ``stack`` (one mask per object): ``.npz`` (``masks``,
+    ``ids``, ``names``, ``colors``) or ``.png`` (label map, later objects on top)."""
     p = Path(os.fspath(path))
     suffix = p.suffix.lower()
     if suffix not in (".npz", ".png"):
         raise ValueError(f"path must end in .npz or .png, got {str(p)!r}.")
-    stack = _stack(w)
     if suffix == ".npz":
-        np.savez_compressed(
-            p,
-            masks=stack,
-            ids=np.array(w.object_ids, dtype=np.int64),
-            names=np.array([str(o["name"]) for o in w.objects], dtype=np.str_),
-            colors=np.array([str(o["color"]) for o in w.objects], dtype=np.str_),
-        )
+        arrays: dict[str, Any] = {
+            "masks": stack,
+            "ids": np.array([int(o["id"]) for o in objects], dtype=np.int64),
+            "names": np.array([str(o["name"]) for o in objects], dtype=np.str_),
+            "colors": np.array([str(o["color"]) for o in objects], dtype=np.str_),
+        }
+        atomic_write_with(p, lambda fh: np.savez_compressed(fh, **arrays))
     else:
         from ..data.io import write_label_png
 
@@ -129,22 +166,25 @@ def save_masks(w: Any, path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def export_coco(w: Any, path: str | os.PathLike[str]) -> Path:
+def export_coco(
+    path: str | os.PathLike[str],
+    stack: np.ndarray,
+    objects: Sequence[Mapping[str, Any]],
+    scores: Sequence[float | None],
+) -> Path:
     """COCO JSON: one annotation per object (RLE), one category per distinct object name;
     each annotation also carries ``object_id``, ``name`` and ``score`` (predicted IoU)."""
     from ..data.io import to_coco_json
 
     p = Path(os.fspath(path))
-    stack = _stack(w)
-    scores = [0.0 if s is None else float(s) for s in w.scores]
-    data = to_coco_json(stack, height=stack.shape[1], width=stack.shape[2], scores=scores)
-    names = [str(o["name"]) for o in w.objects]
+    values = [0.0 if s is None else float(s) for s in scores]
+    data = to_coco_json(stack, height=stack.shape[1], width=stack.shape[2], scores=values)
+    names = [str(o["name"]) for o in objects]
     categories = {name: i for i, name in enumerate(dict.fromkeys(names), start=1)}
     data["categories"] = [{"id": i, "name": n} for n, i in categories.items()]
-    for ann, obj in zip(data["annotations"], w.objects, strict=True):
+    for ann, obj in zip(data["annotations"], objects, strict=True):
         ann["category_id"] = categories[str(obj["name"])]
         ann["object_id"] = int(obj["id"])
         ann["name"] = str(obj["name"])
-    with open(p, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
+    atomic_write_text(p, json.dumps(data))
     return p

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -150,10 +151,18 @@ class Session:
         if prompt is None:
             self.cb.send(self._hover_message(image_id, int(seq)), [])
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Stop the worker (an encoding is cancelled at its next progress step, a decode
+        finishes) and join its thread."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # ---------------------------------------------------------------- state queries
 
@@ -192,6 +201,42 @@ class Session:
                 timeout,
             )
 
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the image is encoded and nothing is queued or running; raises
+        ``TimeoutError`` when ``timeout`` passes first (``RuntimeError`` as
+        :meth:`wait_ready`)."""
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        self.wait_ready(timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self.wait_idle(left):
+            raise TimeoutError(
+                f"the widget is still busy after {timeout} s (decodes pending); "
+                "call wait() again or use a larger timeout"
+            )
+        if self._closed:
+            raise RuntimeError("the widget is closed.")
+
+    def wait_loaded(self, timeout: float | None = None) -> Any:
+        """Block until the model is loaded; returns the predictor (raises as
+        :meth:`wait_ready`)."""
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: self._closed or self.predictor is not None or self._load_error is not None,
+                timeout,
+            )
+            if self._load_error is not None:
+                raise RuntimeError(self._load_error)  # already says what failed and what to do
+            if self._closed:
+                raise RuntimeError("the widget is closed.")
+            if not ok:
+                raise TimeoutError("the model is not loaded yet")
+            return self.predictor
+
+    def report_status(self) -> None:
+        """Report the status as it is now (after another part used the status line)."""
+        if self.frame is not None:
+            self.cb.status("ready", 1.0)
+
     def _encode_pending(self) -> bool:
         return self._encode is not None and self._load_error is None
 
@@ -212,10 +257,12 @@ class Session:
                 timeout,
             )
             if self._load_error is not None:
-                raise RuntimeError(f"the model could not be loaded: {self._load_error}")
+                raise RuntimeError(self._load_error)
             if self._encode_error is not None:
                 raise RuntimeError(f"the image could not be encoded: {self._encode_error}")
-            if not ok or self._closed or self._frame is None:
+            if self._closed:
+                raise RuntimeError("the widget is closed.")
+            if not ok or self._frame is None:
                 raise TimeoutError("the image embedding is not ready yet")
             return self._frame
 
@@ -331,7 +378,7 @@ class Session:
         try:
             predictor = factory()
         except Exception as exc:
-            message = self._fail("Loading the model failed", exc, status=True)
+            message = self._fail("The model could not be loaded", exc, status=True)
             with self._cond:
                 self._load_error = message
                 self._cond.notify_all()

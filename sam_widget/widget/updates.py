@@ -22,6 +22,8 @@ def describe_error(exc: BaseException) -> str:
     """A one-line message for the widget's ``error`` trait."""
     oom = isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
     text = str(exc) or type(exc).__name__
+    if type(exc).__name__ == "ModelLoadError":
+        return text  # complete already: what failed and the next step
     if oom:
         return (
             f"Out of memory ({text.splitlines()[0][:200]}). Try a smaller model "

@@ -2,7 +2,20 @@
 
 The browser side is ``js/`` (bundled into ``sam_widget/static/widget.js``); the protocol
 between the two is fixed in docs/ARCHITECTURE.md ("Widget protocol"). Model work runs in
-:class:`sam_widget.session.Session` (one background thread per widget).
+:class:`~.session.Session` (one background thread per widget).
+
+The widget is composed of parts, none of which knows the widget (as lonboard's ``Map``):
+
+- :class:`~.prompts.PromptBook`: history, ids and seqs as plain data; the edit rules are the
+  pure :func:`~.prompts.reduce`, shared with the frontend (``js/src/state.ts``);
+- :class:`~.session.Session`: the worker thread (load, encode, decode), with callbacks;
+- :class:`~.everything.Everything`: segment-everything, with callbacks;
+- :mod:`.persist`: ``to_dict``/``load_dict`` and exports as functions over plain data;
+- :mod:`.messages`: the browser's messages, dispatched through a table.
+
+Every Python-side change of ``objects``/``active`` (a method call, a browser update, a new
+image) runs under one lock, so concurrent calls from several threads lose nothing and a
+point validated against one image is never applied to another.
 
 Decisions where the protocol leaves room (documented for users in the class docstring):
 
@@ -17,9 +30,11 @@ Decisions where the protocol leaves room (documented for users in the class docs
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +44,13 @@ import traitlets
 
 from ..engine.images import to_rgb_uint8
 from ..engine.transforms import ResizeLongestSide
-from . import objects as objmod
-from .chain import Prompt
+from . import persist
 from .codec import encode_image
-from .history import History
-from .prompts import PromptsMixin, next_active, snapshot
-from .results import ResultsMixin
+from .everything import Everything, EverythingCallbacks
+from .loading import model_factory, untrained_notice
+from .messages import HANDLERS, hover_prompt
+from .prompts import PromptBook, next_active, reduce
+from .results import MaskListeners, label_map
 from .session import Callbacks, MaskUpdate, Session, describe_error
 
 __all__ = ["ObjectsError", "SamWidget"]
@@ -83,7 +99,7 @@ def _esm() -> Path | str:
     return bundle if bundle.is_file() else _FALLBACK_ESM
 
 
-class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
+class SamWidget(anywidget.AnyWidget):
     """Click on an image, see SAM's mask live, get numpy arrays back.
 
     Args:
@@ -105,13 +121,16 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
     trait -> validation -> background decode -> ``mask`` message): ``new_object``,
     ``add_point``, ``remove_point``, ``set_box``, ``pick_candidate``, ``select``,
     ``delete_object``, ``clear`` (the active object's prompts, like the toolbar button),
-    ``clear_all``, ``undo``/``redo``, or assigning ``objects``/``active`` directly. Bad
-    prompts raise ``ValueError``/``TypeError`` and change nothing.
+    ``clear_all``, ``rename``, ``undo``/``redo``, or assigning ``objects``/``active``
+    directly. The edit rules are those of the toolbar (:mod:`sam_widget.widget.prompts`).
+    Bad prompts raise ``ValueError``/``TypeError`` and change nothing. Limits: 256 objects,
+    1000 points per object, names of at most 200 characters.
 
     Results: ``masks``, ``mask``, ``label_map()`` (later objects over earlier ones),
     ``scores``, ``mask_update(id)``, ``on_mask(callback)``, ``segment_everything``/``keep``,
     ``save_masks``, ``export_coco``, ``to_dict``/``from_dict``/``load_dict``, ``history``.
-    They block until the image is encoded (``wait()`` does too).
+    They block until the image is encoded (``wait()`` does too). ``close()`` stops the
+    widget's threads (also done at interpreter exit); a closed widget refuses every call.
 
     ``set_image`` replaces the image and starts over: objects and history are cleared (save
     them with ``to_dict`` first); an image seen before is not encoded again (cache).
@@ -119,23 +138,25 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
 
     _esm = _esm()
 
-    image_data = traitlets.Bytes(b"").tag(sync=True)
-    image_mime = traitlets.Unicode("image/png").tag(sync=True)
-    image_width = traitlets.Int(0).tag(sync=True)
-    image_height = traitlets.Int(0).tag(sync=True)
-    image_id = traitlets.Int(0).tag(sync=True)
-    mask_width = traitlets.Int(0).tag(sync=True)
-    mask_height = traitlets.Int(0).tag(sync=True)
+    # Written by the widget only (read_only: ``w.image_width = 5`` raises).
+    image_data = traitlets.Bytes(b"", read_only=True).tag(sync=True)
+    image_mime = traitlets.Unicode("image/png", read_only=True).tag(sync=True)
+    image_width = traitlets.Int(0, read_only=True).tag(sync=True)
+    image_height = traitlets.Int(0, read_only=True).tag(sync=True)
+    image_id = traitlets.Int(0, read_only=True).tag(sync=True)
+    mask_width = traitlets.Int(0, read_only=True).tag(sync=True)
+    mask_height = traitlets.Int(0, read_only=True).tag(sync=True)
+    status = traitlets.Unicode("loading", read_only=True).tag(sync=True)
+    progress = traitlets.Float(0.0, read_only=True).tag(sync=True)
+    error = traitlets.Unicode("", read_only=True).tag(sync=True)
+    notice = traitlets.Unicode("", read_only=True).tag(sync=True)
+    can_undo = traitlets.Bool(False, read_only=True).tag(sync=True)
+    can_redo = traitlets.Bool(False, read_only=True).tag(sync=True)
+    # Written by the user (Python or browser).
     objects = _ObjectsTrait().tag(sync=True)
     active = traitlets.Int(-1).tag(sync=True)
     opacity = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
     hover = traitlets.Bool(True).tag(sync=True)
-    status = traitlets.Unicode("loading").tag(sync=True)
-    progress = traitlets.Float(0.0).tag(sync=True)
-    error = traitlets.Unicode("").tag(sync=True)
-    notice = traitlets.Unicode("").tag(sync=True)
-    can_undo = traitlets.Bool(False).tag(sync=True)
-    can_redo = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self,
@@ -149,95 +170,86 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
         hover: bool = True,
         layout: Any = None,
     ) -> None:
-        factory, self._variant = _model_factory(model, checkpoint, device)
+        factory, self._variant = model_factory(model, checkpoint, device)
         rgb = to_rgb_uint8(image)  # bad images fail here, before any thread starts
         options: dict[str, Any] = {"opacity": float(opacity), "hover": bool(hover)}
         if layout is not None:
             options["layout"] = layout
-        self._next_id = 1
-        self._seq_hw: dict[int, int] = {}
-        self._committed: dict[int, dict[str, Any]] = {}  # id -> object, as last committed
-        self._history = History(snapshot([], -1))
-        self._replaying = False
+        # _lock: every Python-side read-modify-write of objects/active/history/image.
+        # _sync_lock: trait writes from worker threads (ipywidgets' hold_sync bookkeeping is
+        # not thread-safe). Order: _lock, then _sync_lock, then the session's own locks.
+        self._lock = threading.RLock()
+        self._sync_lock = threading.RLock()
+        self._book = PromptBook()
         self._resetting = False
-        self._callbacks: list[Callable[[int, MaskUpdate], None]] = []
+        self._closed = False
         self._rgb: np.ndarray | None = None
         self._predictor: Any = None
-        self._sync_lock = threading.RLock()
         self.refine = bool(refine)
         super().__init__(**options)
-        from .everything import Everything
-
+        self._listeners = MaskListeners(self._set_error)
         self._session = Session(
             Callbacks(
                 send=lambda content, buffers: self.send(content, buffers),
                 status=self._set_status,
                 error=self._set_error,
                 loaded=self._on_loaded,
-                mask=self._fire_callbacks,
+                mask=self._listeners.fire,
             ),
             refine=self.refine,
         )
-        self._everything = Everything(self)
+        self._everything = Everything(
+            self._session,
+            EverythingCallbacks(
+                send=lambda content, buffers: self.send(content, buffers),
+                status=self._set_status,
+                report=self._report,
+                display_size=lambda: (int(self.mask_height), int(self.mask_width)),
+            ),
+        )
         self.on_msg(self._on_custom_message)
         self.set_image(rgb)
         self._session.load(factory)
 
-    # ------------------------------------------------------------------ worker callbacks
+    # ------------------------------------------------------------------ part callbacks
 
-    # Worker threads set only status/progress/error/notice, always under _sync_lock, and
-    # never inside hold_sync. The main thread's hold_sync blocks take _sync_lock too:
-    # ipywidgets' hold_sync bookkeeping (_states_to_send) is not thread-safe.
+    def _set_traits(self, **values: Any) -> None:
+        with self._sync_lock, self.hold_sync():
+            for name, value in values.items():
+                if getattr(self, name) != value:
+                    self.set_trait(name, value)
 
     def _set_status(self, status: str, progress: float) -> None:
-        with self._sync_lock:
-            self.progress = float(progress)
-            self.status = status
+        self._set_traits(progress=float(progress), status=status)
 
     def _set_error(self, message: str) -> None:
-        with self._sync_lock:
-            if self.error != message:
-                self.error = message
+        self._set_traits(error=message)
 
     def _on_loaded(self, predictor: Any) -> None:
         self._predictor = predictor
         model = predictor.model
         if not getattr(model, "pretrained", True):
-            variant = getattr(model, "variant", "custom")
-            notice = (
-                f"Untrained model: {variant!r} has random weights, so its masks are "
-                "meaningless. Use a pretrained model (e.g. model='vit_t') or a checkpoint."
-            )
-            with self._sync_lock:
-                self.notice = notice
-
-    def _fire_callbacks(self, update: MaskUpdate) -> None:
-        for cb in list(self._callbacks):
-            try:
-                cb(update.object_id, update)
-            except Exception as exc:
-                logger.exception("sam_widget: on_mask callback %r failed", cb)
-                self._set_error(f"on_mask callback failed: {describe_error(exc)}")
+            self._set_traits(notice=untrained_notice(str(getattr(model, "variant", "custom"))))
 
     def _report(self, what: str, exc: BaseException) -> None:
         message = f"{what}: {describe_error(exc)}"
         logger.error("%s", message, exc_info=exc)
         self._set_error(message)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the widget is closed; make a new SamWidget.")
+
     # ------------------------------------------------------------------ validation
 
     @traitlets.validate("objects")
     def _validate_objects(self, proposal: Any) -> list[dict[str, Any]]:
         try:
-            objs, _ = objmod.normalize_objects(
-                proposal["value"], self.image_width, self.image_height, self._next_id
-            )
+            return self._book.validate(proposal["value"], self.image_width, self.image_height)
         except TypeError as exc:
             raise _ObjectsTypeError(str(exc)) from exc
         except ValueError as exc:
             raise ObjectsError(str(exc)) from exc
-        # Not self.objects: inside hold_trait_notifications it already holds the proposal.
-        return objmod.assign_seqs(objs, self._committed, self._seq_hw)
 
     @traitlets.validate("active")
     def _validate_active(self, proposal: Any) -> int:
@@ -250,19 +262,21 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply an update from the browser; refused changes are sent back corrected."""
         allowed = {k: v for k, v in sync_data.items() if k in _BROWSER_WRITABLE}
-        if sync_data.get("error") == "":
-            allowed["error"] = ""  # the user dismissed the error line
+        dismiss = sync_data.get("error") == "" and self.error != ""  # the user closed it
         refused = [
             k
             for k in sync_data
-            if k not in _BROWSER_WRITABLE and k in self.keys and k not in allowed
+            if k not in _BROWSER_WRITABLE and k in self.keys and not (k == "error" and dismiss)
         ]
-        try:
-            if allowed:
-                super().set_state(allowed)
-        except (traitlets.TraitError, ValueError, TypeError) as exc:
-            self._report("Rejected a change from the browser", exc)
-            refused += [k for k in allowed if k in self.keys]
+        with self._lock:
+            if dismiss:
+                self._set_error("")
+            try:
+                if allowed and not self._closed:
+                    super().set_state(allowed)
+            except (traitlets.TraitError, ValueError, TypeError) as exc:
+                self._report("Rejected a change from the browser", exc)
+                refused += [k for k in allowed if k in self.keys]
         if refused:
             self.send_state(refused)
 
@@ -270,21 +284,15 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
 
     @traitlets.observe("objects")
     def _objects_changed(self, change: Any) -> None:
-        old = {o["id"]: o for o in change["old"]}
-        new = change["new"]
-        self._committed = {o["id"]: o for o in new}
-        for o in new:
-            self._seq_hw[o["id"]] = max(self._seq_hw.get(o["id"], -1), o["seq"])
-            self._next_id = max(self._next_id, o["id"] + 1)
+        removed, changed = self._book.committed(change["old"], change["new"])
         if not self._resetting:
-            ids = {o["id"] for o in new}
-            for oid in old.keys() - ids:
+            for oid in removed:
                 self._session.forget(oid)
-            for o in new:
-                if o["id"] not in old or old[o["id"]]["seq"] != o["seq"]:
-                    self._session.submit(o)
+            for o in changed:
+                self._session.submit(o)
+            ids = {o["id"] for o in change["new"]}
             if self.active != -1 and self.active not in ids:
-                self.active = next_active(change["old"], self.active, new)
+                self.active = next_active(change["old"], self.active, change["new"])
         self._record()
 
     @traitlets.observe("active")
@@ -292,64 +300,291 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
         self._record()
 
     def _record(self) -> None:
-        if not (self._replaying or self._resetting):
-            self._history.push(snapshot(self.objects, self.active))
+        if not self._resetting:
+            self._book.record(self.objects, self.active)
         self._sync_history_flags()
 
     def _sync_history_flags(self) -> None:
-        with self._sync_lock, self.hold_sync():
-            self.can_undo = self._history.can_undo
-            self.can_redo = self._history.can_redo
+        history = self._book.history
+        self._set_traits(can_undo=history.can_undo, can_redo=history.can_redo)
 
     # ------------------------------------------------------------------ browser messages
 
     def _on_custom_message(self, _widget: Any, content: Any, buffers: Any = None) -> None:
-        """Handle a ``model.send(content)`` from the browser (protocol messages)."""
+        """Handle a ``model.send(content)`` from the browser through :data:`HANDLERS`."""
         if not isinstance(content, Mapping) or "type" not in content:
             return  # not ours (e.g. anywidget's own command messages)
         kind = content.get("type")
+        handler = HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            logger.warning("sam_widget: ignoring unknown message %r", kind)
+            return
         try:
-            if kind == "undo":
-                self.undo()
-            elif kind == "redo":
-                self.redo()
-            elif kind == "hover":
-                self._hover_message(content)
-            elif kind == "segment_everything":
-                self.segment_everything()
-            elif kind == "keep":
-                self.keep(content.get("index"))
-            elif kind == "sync":
-                self.resend()
-            else:
-                logger.warning("sam_widget: ignoring unknown message %r", kind)
+            handler(self, content)
         except Exception as exc:
             self._report(f"Handling {kind!r} failed", exc)
 
-    def _hover_message(self, content: Mapping[str, Any]) -> None:
-        seq, x, y = content.get("seq"), content.get("x"), content.get("y")
-        if isinstance(seq, bool) or not isinstance(seq, int):
-            raise ValueError(f"hover message needs an integer seq, got {seq!r}.")
-        if not (
-            self.hover
-            and isinstance(x, (int, float))
-            and isinstance(y, (int, float))
-            and 0 <= x <= self.image_width
-            and 0 <= y <= self.image_height
-        ):
-            self._session.hover(seq, None)
-            return
-        base = Prompt()
-        active = self._object(self.active) if self.active != -1 else None
-        if active is not None:
-            base = Prompt.from_object(active)
-        self._session.hover(seq, base.with_point(float(x), float(y), 1), self.active)
+    def _hover(self, content: Mapping[str, Any]) -> None:
+        with self._lock:
+            active = self.active
+            seq, prompt = hover_prompt(
+                content,
+                enabled=self.hover,
+                objects=self.objects,
+                active=active,
+                width=self.image_width,
+                height=self.image_height,
+            )
+            self._session.hover(seq, prompt, active if prompt is not None else -1)
 
     def resend(self) -> None:
         """Send every object's current mask again (what a new view asks for)."""
         for o in self.objects:
             self._session.submit(o)
         self._everything.resend()
+
+    # ------------------------------------------------------------------ prompts
+
+    def _commit(self, objs: list[dict[str, Any]], active: int) -> None:
+        # One validated, atomic change of objects + active (one history entry).
+        with self._lock, self.hold_trait_notifications():
+            self.objects = objs
+            self.active = active
+
+    def _apply(self, action: dict[str, Any]) -> dict[str, Any]:
+        """Apply one edit rule (:func:`.prompts.reduce`) to the current prompts."""
+        with self._lock:
+            self._check_open()
+            new = reduce(self._book.state(self.objects, self.active), action)
+            self._commit(new["objects"], new["active"])
+            return new
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._book.replaying = True
+            try:
+                self._commit(copy.deepcopy(list(state["objects"])), int(state["active"]))
+            finally:
+                self._book.replaying = False
+            self._sync_history_flags()
+
+    @property
+    def object_ids(self) -> list[int]:
+        return [int(o["id"]) for o in self.objects]
+
+    def new_object(
+        self,
+        name: str | None = None,
+        *,
+        points: Any = None,
+        labels: Any = None,
+        box: Any = None,
+        candidate: int | None = None,
+    ) -> int:
+        """Make an object (optionally with prompts) the active one; returns its id. As the
+        toolbar's "new": an active object that is still empty, with its default name, is
+        reused rather than left behind."""
+        action = {"type": "newObject", "name": name, "points": points, "labels": labels}
+        action.update(box=box, candidate=candidate)
+        return int(self._apply(action)["active"])
+
+    def add_point(self, x: float, y: float, label: int = 1, object_id: int | None = None) -> int:
+        """Add a positive (1) or negative (0) point to the active (or given) object; creates
+        an object when there is none. Returns the object id."""
+        action = {"type": "addPoint", "x": x, "y": y, "label": label, "id": object_id}
+        return int(self._apply(action)["active"])
+
+    def remove_point(self, index: int = -1, object_id: int | None = None) -> None:
+        """Remove a point (default: the last one) of the active (or given) object."""
+        self._apply({"type": "removePoint", "index": index, "id": object_id})
+
+    def set_box(self, box: Any, object_id: int | None = None) -> int:
+        """Set (XYXY, original pixels) or remove (None) the box of the active (or given)
+        object; creates an object when there is none. The candidate is reset. Returns the
+        object id."""
+        return int(self._apply({"type": "setBox", "box": box, "id": object_id})["active"])
+
+    def pick_candidate(self, k: int | None, object_id: int | None = None) -> None:
+        """Choose multimask candidate ``k`` (0..2; None: best predicted IoU) for the active
+        (or given) object."""
+        self._apply({"type": "pickCandidate", "candidate": k, "id": object_id})
+
+    def select(self, object_id: int) -> None:
+        """Make ``object_id`` the active object (-1: none)."""
+        self._apply({"type": "selectObject", "id": object_id})
+
+    def rename(self, name: str, object_id: int | None = None) -> None:
+        """Rename the active (or given) object (surrounding spaces are dropped)."""
+        oid = self.active if object_id is None else object_id
+        self._apply({"type": "rename", "id": oid, "name": name})
+
+    def delete_object(self, object_id: int | None = None) -> None:
+        """Delete the active (or given) object; the one before it becomes active."""
+        self._apply({"type": "deleteObject", "id": object_id})
+
+    def clear(self, object_id: int | None = None) -> None:
+        """Remove all prompts of the active (or given) object, like the toolbar's "clear"
+        button; the object itself stays (``delete_object`` removes it)."""
+        self._apply({"type": "clearActive", "id": object_id})
+
+    def clear_all(self) -> None:
+        """Delete every object (one history entry; undo brings them back)."""
+        self._apply({"type": "clearAll"})
+
+    def undo(self) -> bool:
+        """Go back one history entry; returns False when there is nothing to undo."""
+        with self._lock:
+            self._check_open()
+            state = self._book.undo()
+            if state is not None:
+                self._restore(state)
+            return state is not None
+
+    def redo(self) -> bool:
+        """Go forward one history entry; returns False when there is nothing to redo."""
+        with self._lock:
+            self._check_open()
+            state = self._book.redo()
+            if state is not None:
+                self._restore(state)
+            return state is not None
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """All history states (``{"objects": [...], "active": id}``), oldest first; the
+        current one is ``history[history_index]``."""
+        return self._book.history.states
+
+    @property
+    def history_index(self) -> int:
+        return self._book.history.index
+
+    # ------------------------------------------------------------------ results
+
+    def on_mask(self, callback: Callable[[int, MaskUpdate], None]) -> Callable[[], None]:
+        """Call ``callback(object_id, update)`` whenever an object's mask is sent to the
+        browser (runs on the widget's worker thread; keep it quick). ``update.mask`` is the
+        full-resolution bool mask (computed on first access), ``update.display`` the
+        display-resolution one, ``update.scores``/``update.score``/``update.seq`` the rest.
+        Returns a function that unsubscribes."""
+        return self._listeners.add(callback)
+
+    def _object(self, object_id: int) -> dict[str, Any] | None:
+        return next((o for o in self.objects if o["id"] == object_id), None)
+
+    def mask_update(self, object_id: int, timeout: float | None = None) -> MaskUpdate:
+        """The current :class:`MaskUpdate` of one object (decodes now if needed)."""
+        self._check_open()
+        obj = self._object(object_id)
+        if obj is None:
+            raise ValueError(f"no object with id {object_id!r}; ids: {self.object_ids}.")
+        return self._session.result(obj, timeout)
+
+    def _results(self) -> tuple[list[dict[str, Any]], list[MaskUpdate]]:
+        self._check_open()
+        objs = list(self.objects)  # one consistent snapshot
+        return objs, [self._session.result(o) for o in objs]
+
+    @property
+    def masks(self) -> list[np.ndarray]:
+        """One (H, W) bool mask per object, in ``objects`` order, at the original size.
+        Blocks until the image is encoded."""
+        return [u.mask.copy() for u in self._results()[1]]
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The active object's (H, W) bool mask, or None when no object is active."""
+        active = self.active
+        return None if active == -1 else self.mask_update(active).mask.copy()
+
+    @property
+    def scores(self) -> list[float | None]:
+        """Predicted IoU of each object's chosen mask (None for an object without prompts)."""
+        return [u.score for u in self._results()[1]]
+
+    def label_map(self) -> np.ndarray:
+        """(H, W) int32: 0 background, k for the k-th object (1-based, ``objects`` order).
+        Where masks overlap, the later object wins (it is drawn over the earlier ones)."""
+        return label_map(self.masks, self.image_height, self.image_width)
+
+    # ------------------------------------------------------------------ everything
+
+    def segment_everything(self, **params: Any) -> Future[list[dict[str, Any]]]:
+        """Run ``SamAutomaticMaskGenerator(model, **params)`` in the background and show its
+        masks; returns a ``Future`` of its records (sorted by area, largest first). Bad
+        parameters raise here."""
+        self._check_open()
+        with self._lock:
+            image_id, image = self._session.image_id, self.image
+        return self._everything.start(params, image_id, image)
+
+    def keep(self, index: Any) -> int:
+        """Turn everything-mask ``index`` into a new object; returns its id."""
+        self._check_open()
+        (x, y), candidate = self._everything.choose(index)
+        return self.new_object(points=[[x, y]], labels=[1], candidate=candidate)
+
+    def clear_everything(self) -> None:
+        """Hide the segment-everything overlay."""
+        self._everything.clear()
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """All prompts and the history as JSON-serialisable data (``version`` 1)."""
+        with self._lock:
+            return persist.to_dict(
+                objects=self.objects,
+                active=self.active,
+                next_id=self._book.next_id,
+                history=self._book.history,
+                width=self.image_width,
+                height=self.image_height,
+                model=self._variant,
+                refine=self.refine,
+            )
+
+    def load_dict(self, data: Mapping[str, Any]) -> None:
+        """Replace objects, active object and history with ``data`` from :meth:`to_dict`.
+        Everything is validated first; on error nothing changes."""
+        with self._lock:
+            self._check_open()
+            loaded = persist.parse_dict(data, self.image_width, self.image_height)
+            self._book.load(loaded.history, loaded.next_id)
+            self._restore(loaded.current)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], image: Any, model: Any = "vit_t", **kwargs: Any
+    ) -> SamWidget:
+        """A new widget on ``image`` with the prompts and history of ``data``."""
+        if "refine" not in kwargs and isinstance(data, Mapping) and "refine" in data:
+            kwargs["refine"] = bool(data["refine"])
+        widget = cls(image, model, **kwargs)
+        try:
+            widget.load_dict(data)
+        except BaseException:
+            widget.close()
+            raise
+        return widget
+
+    def _stack(self) -> tuple[list[dict[str, Any]], np.ndarray, list[MaskUpdate]]:
+        objs, updates = self._results()
+        masks = [u.mask for u in updates]
+        return objs, persist.stack_masks(masks, self.image_height, self.image_width), updates
+
+    def save_masks(self, path: Any) -> Path:
+        """Save the masks: ``.npz`` (``masks`` N x H x W bool, ``names``, ``ids``, ``colors``)
+        or ``.png`` (label map as :meth:`label_map`). Written atomically: a failed write
+        leaves an existing file untouched."""
+        objs, stack, _ = self._stack()
+        return persist.save_masks(path, stack, objs)
+
+    def export_coco(self, path: Any) -> Path:
+        """Write the masks as a COCO JSON file (RLE segmentations, one category per name),
+        atomically."""
+        objs, stack, updates = self._stack()
+        return persist.export_coco(path, stack, objs, [u.score for u in updates])
 
     # ------------------------------------------------------------------ image
 
@@ -360,25 +595,31 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
         data, mime = encode_image(rgb)
         h, w = rgb.shape[:2]
         mh, mw = ResizeLongestSide.get_preprocess_shape(h, w, _MODEL_SIDE)
-        image_id = self.image_id + 1
-        self._rgb = rgb
-        self._session.set_image(image_id, rgb)
-        self._everything.reset()
-        self._resetting = True
-        try:
-            with self._sync_lock, self.hold_sync():
-                self.objects = []
-                self.active = -1
-                self.image_id = image_id
-                self.image_width, self.image_height = int(w), int(h)
-                self.mask_width, self.mask_height = int(mw), int(mh)
-                self.image_mime = mime
-                self.image_data = data
-                self.error = ""
-        finally:
-            self._resetting = False
-        self._history = History(snapshot([], -1))
-        self._sync_history_flags()
+        with self._lock:
+            self._check_open()
+            image_id = self.image_id + 1
+            self._rgb = rgb
+            self._session.set_image(image_id, rgb)
+            self._everything.reset()
+            self._resetting = True
+            try:
+                with self._sync_lock, self.hold_sync():
+                    self.objects = []
+                    self.active = -1
+                    self._set_traits(
+                        image_id=image_id,
+                        image_width=int(w),
+                        image_height=int(h),
+                        mask_width=int(mw),
+                        mask_height=int(mh),
+                        image_mime=mime,
+                        image_data=data,
+                        error="",
+                    )
+            finally:
+                self._resetting = False
+            self._book.new_image()
+            self._sync_history_flags()
         self.send({"type": "clear_everything"})
 
     @property
@@ -397,46 +638,20 @@ class SamWidget(PromptsMixin, ResultsMixin, anywidget.AnyWidget):
     def wait(self, timeout: float | None = None) -> SamWidget:
         """Block until the model is loaded, the image encoded and queued decodes are done.
 
-        Raises ``RuntimeError`` if loading or encoding failed, ``TimeoutError`` on timeout.
+        Raises ``RuntimeError`` if loading or encoding failed or the widget is closed,
+        ``TimeoutError`` when ``timeout`` (seconds) passes first.
         """
-        self._session.wait_ready(timeout)
-        self._session.wait_idle(timeout)
+        self._check_open()
+        self._session.wait(timeout)
         return self
 
     def close(self) -> None:
-        """Stop the worker thread and close the widget."""
-        session = getattr(self, "_session", None)  # None if __init__ failed early
+        """Stop and join the widget's threads (worker, segment-everything) and close it."""
+        self._closed = True
+        everything = getattr(self, "_everything", None)  # None if __init__ failed early
+        if everything is not None:
+            everything.close()
+        session = getattr(self, "_session", None)
         if session is not None:
             session.close()
         super().close()
-
-
-def _model_factory(model: Any, checkpoint: Any, device: Any) -> tuple[Callable[[], Any], str]:
-    """Check ``model`` now (cheap) and return a factory for the widget's predictor."""
-    from ..engine import model_cache as registry
-
-    if isinstance(model, str):
-        from ..models.sam.config import get_config
-
-        get_config(model)  # ValueError listing the variants
-        variant = model
-        return (
-            lambda: registry.make_predictor(registry.get_model(variant, checkpoint, device)),
-            variant,
-        )
-    if checkpoint is not None or device is not None:
-        raise ValueError("checkpoint and device only apply when model is a variant name.")
-    from ..engine.predictor import SamPredictor
-    from ..models.sam import Sam
-
-    if isinstance(model, SamPredictor):
-        base: Any = model
-        cache = getattr(base, "cache", None)
-        return lambda: registry.make_predictor(base.model, cache), str(base.model.variant)
-    if isinstance(model, Sam):
-        sam: Any = model
-        return lambda: registry.make_predictor(sam), str(sam.variant)
-    raise TypeError(
-        "model must be a variant name, a Sam model or a SamPredictor, got "
-        f"{type(model).__module__}.{type(model).__qualname__}."
-    )

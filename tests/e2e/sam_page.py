@@ -15,6 +15,9 @@ from typing import Any
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = "div.sam-widget"
+#: A person's click: the pointer glides to the spot over this long, then presses this long.
+GLIDE_S = 0.24
+PRESS_S = 0.07
 
 # Records the widget's measurement events (bubbling CustomEvents on the root) in
 # window.__samEvents, with the page's clock.
@@ -68,6 +71,7 @@ class SamPage:
         self.image_width = image_width
         self.image_height = image_height
         self.root = page.locator(ROOT).first
+        self._pointer: tuple[float, float] | None = None  # last client position we moved to
 
     # -- setup
     def wait_visible(self, timeout: float = 120.0) -> SamPage:
@@ -116,11 +120,42 @@ class SamPage:
             time.sleep(0.2)
         raise AssertionError(f"image point ({x}, {y}) cannot be brought on screen")
 
-    def click(self, x: float, y: float, button: str = "left") -> None:
-        """Click at image px (x, y). Moves there first, as a real pointer does."""
+    def click(
+        self,
+        x: float,
+        y: float,
+        button: str = "left",
+        *,
+        glide_s: float = GLIDE_S,
+        press_s: float = PRESS_S,
+    ) -> None:
+        """Click at image px (x, y) the way a person does: the pointer glides there from where
+        it was over ``glide_s`` seconds (pointermove events on the way, so the hover preview
+        runs), then the button goes down and, ``press_s`` later, up. ``glide_s=0``: jump."""
         cx, cy = self.visible_client(x, y)
-        self.page.mouse.move(cx, cy)
-        self.page.mouse.click(cx, cy, button=button)
+        self.glide_to(cx, cy, glide_s)
+        self.page.mouse.down(button=button)
+        time.sleep(press_s)
+        self.page.mouse.up(button=button)
+
+    def glide_to(self, cx: float, cy: float, seconds: float = GLIDE_S) -> None:
+        """Move the pointer to client px (cx, cy) in ~60 Hz steps over ``seconds``."""
+        start = self._pointer
+        steps = max(1, round(seconds * 60))
+        if start is None or seconds <= 0:
+            self.page.mouse.move(cx, cy)
+        else:
+            x0, y0 = start
+            t0 = time.monotonic()
+            for k in range(1, steps + 1):
+                f = k / steps
+                # ease-out: fast at first, slowing down onto the target, as a hand does
+                e = 1 - (1 - f) ** 2
+                self.page.mouse.move(x0 + (cx - x0) * e, y0 + (cy - y0) * e)
+                wait = t0 + seconds * f - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+        self._pointer = (cx, cy)
 
     def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 8) -> None:
         self.visible_client(x0, y0)
@@ -128,10 +163,11 @@ class SamPage:
         ax, ay = self.visible_client(x0, y0)
         if (bx, by) != self.geometry().to_client(x1, y1):
             raise AssertionError("the box corners are not on screen together")
-        self.page.mouse.move(ax, ay)
+        self.glide_to(ax, ay)
         self.page.mouse.down()
         self.page.mouse.move(bx, by, steps=steps)
         self.page.mouse.up()
+        self._pointer = (bx, by)
 
     def action(self, name: str) -> None:
         self.root.locator(f"button[data-action={name}]").click()

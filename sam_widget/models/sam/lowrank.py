@@ -23,12 +23,16 @@ per-prompt constant (C). R grows by n_heads x (T - 1) + 2 per layer (T prompt to
   where Y W^T and PE W^T are per-image constants;
 - the first transposed conv of the output upscaling (kernel 2, stride 2: each output pixel
   reads one input position) is such a linear map too; LayerNorm2d, GELU and the second
-  conv are then evaluated per prompt as in ``MaskDecoder._upscaled_tokens``.
+  conv are then evaluated per prompt (``MaskDecoder.upscaling_linear``).
 
 So the per-prompt work that scales with HW is O(HW x R x (R + d)) in the transformer
 (the LayerNorm's U . Y terms use the head structure of the rows, ``lowrank_ops.layer_norm``)
 instead of O(HW x C x C) per projection. Results equal the standard path up to float
 rounding (see tests/test_lowrank.py). Only point prompts without mask input are supported.
+
+Reached through ``MaskDecoder.decode_points`` (which keeps the per-image part in its
+``ImageContext``); built only from the decoder's public pieces (``prompt_tokens``,
+``mask_slice``, ``heads``, ``upscaling_linear``, the transformer's layers).
 """
 
 from __future__ import annotations
@@ -41,15 +45,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MLP, LayerNorm2d
 from .fused import gelu_, linear_gelu
 from .lowrank_ops import Keys, Stage, heads, image_to_tokens, layer_norm, tokens_to_image
 from .transformer import TwoWayAttentionBlock
 
 if TYPE_CHECKING:
+    from .mask_decoder import MaskDecoder
+    from .prompt_encoder import PromptEncoder
     from .sam import Sam
 
-__all__ = ["LowRankContext", "decode_points_lowrank", "prepare_lowrank"]
+__all__ = [
+    "LowRankContext",
+    "decode_points_lowrank",
+    "decode_sparse_lowrank",
+    "prepare_decoder_lowrank",
+    "prepare_lowrank",
+]
 
 # Prompts per transformer pass: the token-side work is batched over them, the
 # position-side work runs one prompt at a time (lowrank_ops). 8, 16 and 32 measured the
@@ -66,13 +77,15 @@ class LowRankContext:
 
     ``stages[i]``: image part entering two-way layer i, ``stages[depth]``: after the last
     layer (used by the final attention and the upscaling); ``pe_proj``: name -> PE @ W^T + b
-    in head layout n x N x d; ``size``: (H, W) of the embedding grid.
+    in head layout n x N x d; ``size``: (H, W) of the embedding grid; ``prompt_encoder``:
+    set by ``prepare_lowrank`` for ``decode_points_lowrank`` (coordinates in).
     """
 
-    sam: Sam
+    decoder: MaskDecoder
     stages: list[Stage]
     pe_proj: dict[str, torch.Tensor]
     size: tuple[int, int]
+    prompt_encoder: PromptEncoder | None = None
 
 
 def _stage(y: torch.Tensor, projections: dict[str, tuple[nn.Linear, int]]) -> Stage:
@@ -107,19 +120,36 @@ def prepare_lowrank(sam: Sam, image_embeddings: torch.Tensor) -> LowRankContext:
     """Per-image constants. ``image_embeddings``: 1 x C x H x W (or C x H x W) encoder output."""
     if image_embeddings.dim() == 3:
         image_embeddings = image_embeddings.unsqueeze(0)
+    pe = sam.prompt_encoder
+    ctx = prepare_decoder_lowrank(
+        sam.mask_decoder, image_embeddings, pe.get_dense_pe(), pe.no_mask_dense()
+    )
+    ctx.prompt_encoder = pe
+    return ctx
+
+
+@torch.no_grad()
+def prepare_decoder_lowrank(
+    dec: MaskDecoder,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    no_mask_dense: torch.Tensor,
+) -> LowRankContext:
+    """Per-image constants of ``dec`` for one image. ``image_embeddings``: 1 x C x H x W
+    encoder output; ``image_pe``: 1 x C x H x W dense PE; ``no_mask_dense``: broadcastable
+    to the embedding (the prompt encoder's "no mask" embedding)."""
     if image_embeddings.dim() != 4 or image_embeddings.shape[0] != 1:
         raise ValueError(
             f"image_embeddings must be 1 x C x H x W, got shape {tuple(image_embeddings.shape)}"
         )
-    dec = sam.mask_decoder
     tr = dec.transformer
     layers = [cast(TwoWayAttentionBlock, layer) for layer in tr.layers]
     gammas = [layer.norm4.weight for layer in layers]
-    src = image_embeddings + sam.prompt_encoder.no_mask_dense()
+    src = image_embeddings + no_mask_dense
     h, w = int(src.shape[-2]), int(src.shape[-1])
     # 1 x C x H x W -> C x N -> N x C
     x = src[0].flatten(1).transpose(0, 1).contiguous()
-    pe = sam.prompt_encoder.get_dense_pe()[0].flatten(1).transpose(0, 1).contiguous()
+    pe = image_pe[0].flatten(1).transpose(0, 1).contiguous()
     stages: list[Stage] = []
     pe_proj: dict[str, torch.Tensor] = {}
     for i, layer in enumerate(layers):
@@ -148,15 +178,9 @@ def prepare_lowrank(sam: Sam, image_embeddings: torch.Tensor) -> LowRankContext:
     pe_proj["final.t2i_k"] = _layout(
         "t2i_k", heads(F.linear(pe, fin.k_proj.weight, fin.k_proj.bias), fin.num_heads)
     )
-    conv1 = cast(nn.ConvTranspose2d, dec.output_upscaling[0])
-    last.proj["conv1"] = F.linear(last.y, _conv1_weight(conv1))  # N x (2 x 2 x C/4)
+    last.proj["conv1"] = F.linear(last.y, dec.upscaling_linear().w1)  # N x (2 x 2 x C/4)
     stages.append(last)
-    return LowRankContext(sam, stages, pe_proj, (h, w))
-
-
-def _conv1_weight(conv: nn.ConvTranspose2d) -> torch.Tensor:
-    # C_in x C_out x kH x kW -> kH x kW x C_out x C_in -> (kH kW C_out) x C_in
-    return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.in_channels)
+    return LowRankContext(dec, stages, pe_proj, (h, w))
 
 
 def _is_exact_gelu(act: nn.Module) -> bool:
@@ -170,7 +194,7 @@ def _gelu_(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 class _MaskHead:
     """The mask head of the decoder for single prompts: final image tokens -> upscaling
-    (``MaskDecoder._upscaled_tokens``) -> product with the hypernetwork outputs.
+    (``MaskDecoder.upscaling_linear``) -> product with the hypernetwork outputs.
 
     Each transposed conv (kernel 2, stride 2) writes a 2 x 2 block per input pixel, so low-res
     row 4y + 2 dy1 + dy2 only needs the conv outputs of sub-row dy1, then dy2. Computing the
@@ -181,22 +205,18 @@ class _MaskHead:
     """
 
     def __init__(self, ctx: LowRankContext, extent: Sequence[int] | None = None) -> None:
-        conv1, norm, act1, conv2, act2 = ctx.sam.mask_decoder.output_upscaling
-        assert isinstance(conv1, nn.ConvTranspose2d) and isinstance(conv2, nn.ConvTranspose2d)
-        assert isinstance(norm, LayerNorm2d)
-        assert conv1.bias is not None and conv2.bias is not None
-        self.ctx, self.norm, self.act1, self.act2 = ctx, norm, act1, act2
+        up = ctx.decoder.upscaling_linear()
+        self.ctx, self.norm, self.act1, self.act2 = ctx, up.norm, up.act1, up.act2
         # the second conv and its GELU as one call (``fused.linear_gelu``)
-        self.exact_gelu2 = _is_exact_gelu(act2)
-        c4, c8 = conv1.out_channels, conv2.out_channels
+        self.exact_gelu2 = _is_exact_gelu(up.act2)
+        c4, c8 = len(up.b1), len(up.b2)
         self.c4, self.c8 = c4, c8
         # (kH kW C_out) x C_in rows, split by kernel row: w1[dy1] is (2 x C/4) x C (dx1, c)
-        w1 = _conv1_weight(conv1).view(2, 2 * c4, -1)
-        self.w1 = w1
-        self.b1 = conv1.bias.repeat(2)  # (2 x C/4), the same for both kernel rows
+        self.w1 = up.w1.view(2, 2 * c4, -1)
+        self.b1 = up.b1.repeat(2)  # (2 x C/4), the same for both kernel rows
         # conv2: w2[dy2] is (2 x C/8) x C/4 (rows dx2, c), as F.linear takes it
-        self.w2 = conv2.weight.permute(2, 3, 1, 0).reshape(2, 2 * c8, c4).contiguous()
-        self.b2 = conv2.bias.repeat(2)
+        self.w2 = up.w2.reshape(2, 2 * c8, c4).contiguous()
+        self.b2 = up.b2.repeat(2)
         h, w = ctx.size
         # Embedding cells whose 4 x 4 low-res blocks cover the top-left ``extent``: only
         # those are computed (each transposed conv, LayerNorm2d and GELU is per position).
@@ -270,10 +290,38 @@ def decode_points_lowrank(
     out: torch.Tensor | None = None,
     extent: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Decode B point prompts on the image of ``ctx``.
+    """``decode_sparse_lowrank`` of point prompts (a context from ``prepare_lowrank``).
 
     ``point_coords``: B x N x 2 float XY in the model input frame (resized image, pixels);
-    ``point_labels``: B x N (1 fg, 0 bg, -1 padding). Returns (low-res logits
+    ``point_labels``: B x N (1 fg, 0 bg, -1 padding).
+    """
+    if point_coords.dim() != 3 or point_coords.shape[-1] != 2:
+        raise ValueError(f"point_coords must be B x N x 2, got {tuple(point_coords.shape)}")
+    if point_labels.shape != point_coords.shape[:2]:
+        raise ValueError(
+            f"point_labels must be B x N = {tuple(point_coords.shape[:2])}, "
+            f"got {tuple(point_labels.shape)}"
+        )
+    if ctx.prompt_encoder is None:
+        raise ValueError("ctx has no prompt encoder: make it with prepare_lowrank(sam, ...)")
+    sparse, _ = ctx.prompt_encoder.encode((point_coords, point_labels), None, None)
+    return decode_sparse_lowrank(ctx, sparse, multimask_output, iou_thresh, out=out, extent=extent)
+
+
+@torch.inference_mode()
+def decode_sparse_lowrank(
+    ctx: LowRankContext,
+    sparse: torch.Tensor,
+    multimask_output: bool = True,
+    iou_thresh: float | None = None,
+    *,
+    out: torch.Tensor | None = None,
+    extent: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decode B point prompts on the image of ``ctx``.
+
+    ``sparse``: B x N x C sparse prompt embeddings of points (``PromptEncoder.encode``).
+    Returns (low-res logits
     B x C' x 4H x 4W, IoU predictions B x C', kept B bool), C' = 3 with
     ``multimask_output`` else 1. With ``iou_thresh`` only prompts with some IoU prediction
     > ``iou_thresh`` are kept and get masks; the logits of the others are left zero.
@@ -286,15 +334,10 @@ def decode_points_lowrank(
     logits beyond those cells are not written: they keep the values of ``out`` (or are
     uninitialised in a new tensor). Default: all.
     """
-    if point_coords.dim() != 3 or point_coords.shape[-1] != 2:
-        raise ValueError(f"point_coords must be B x N x 2, got {tuple(point_coords.shape)}")
-    if point_labels.shape != point_coords.shape[:2]:
-        raise ValueError(
-            f"point_labels must be B x N = {tuple(point_coords.shape[:2])}, "
-            f"got {tuple(point_labels.shape)}"
-        )
-    b = len(point_coords)
-    n_out = ctx.sam.mask_decoder.num_mask_tokens - 1 if multimask_output else 1
+    if sparse.dim() != 3:
+        raise ValueError(f"sparse must be B x N x C, got {tuple(sparse.shape)}")
+    b = len(sparse)
+    n_out = len(ctx.decoder.mask_slice(multimask_output))
     h, w = ctx.size
     like = ctx.stages[0].y
     shape = (b, n_out, 4 * h, 4 * w)
@@ -315,8 +358,7 @@ def decode_points_lowrank(
         j = min(b, i + _CHUNK)
         _decode(
             ctx,
-            point_coords[i:j],
-            point_labels[i:j],
+            sparse[i:j],
             multimask_output,
             iou_thresh,
             head,
@@ -327,19 +369,16 @@ def decode_points_lowrank(
 
 def _decode(
     ctx: LowRankContext,
-    point_coords: torch.Tensor,
-    point_labels: torch.Tensor,
+    sparse: torch.Tensor,
     multimask_output: bool,
     iou_thresh: float | None,
     head: _MaskHead,
     out: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> None:
-    """``decode_points_lowrank`` for one chunk of prompts, into ``out`` (masks, iou, kept)."""
-    sam = ctx.sam
-    dec = sam.mask_decoder
+    """``decode_sparse_lowrank`` for one chunk of prompts, into ``out`` (masks, iou, kept)."""
+    dec = ctx.decoder
     tr = dec.transformer
-    sparse, _ = sam.prompt_encoder.encode((point_coords, point_labels), None, None)
-    tokens = dec._tokens(sparse)  # B x T x C
+    tokens = dec.prompt_tokens(sparse)  # B x T x C
     qpe = tokens
     b, t, c = tokens.shape
     layers = [cast(TwoWayAttentionBlock, layer) for layer in tr.layers]
@@ -371,7 +410,7 @@ def _decode(
         layer_norm(layer.norm4, keys, st, i)
     last = ctx.stages[-1]
     masks, iou, kept = out
-    chosen = range(1, dec.num_mask_tokens) if multimask_output else range(0, 1)
+    chosen = dec.mask_slice(multimask_output)
     # The final attention treats each token on its own, and only the IoU token and the
     # chosen mask tokens are read after it: the others (the unused mask token, the prompt
     # tokens) are left out, 4 of 7 tokens for one point with multimask output.
@@ -386,7 +425,8 @@ def _decode(
         last.proj["t2i_v"],
     )
     hs = tr.norm_final_attn(queries + attn_out)  # B x T' x C: IoU token, chosen mask tokens
-    iou.copy_(dec.iou_prediction_head(hs[:, 0, :])[:, chosen.start : chosen.stop])
+    iou_all, hyper_all = dec.heads(hs[:, 0, :], hs[:, 1:, :], multimask_output)
+    iou.copy_(iou_all)
     if iou_thresh is None:
         kept.fill_(True)
     else:
@@ -394,12 +434,6 @@ def _decode(
     for i in (~kept).nonzero()[:, 0].tolist():
         masks[i].zero_()
     idx = kept.nonzero()[:, 0]
-    hyper = torch.stack(
-        [
-            cast(MLP, dec.output_hypernetworks_mlps[j])(hs[idx, 1 + k, :])
-            for k, j in enumerate(chosen)
-        ],
-        dim=1,
-    )  # K x C' x C/8
+    hyper = hyper_all[idx]  # K x C' x C/8
     for k, i in enumerate(idx.tolist()):
         head(keys, i, hyper[k], masks[i])

@@ -1,14 +1,15 @@
 """``Sam``: image encoder + prompt encoder + mask decoder, with pre/post-processing.
 
-Same attribute names and ``forward`` contract as ``segment_anything/modeling/sam.py``; see
-docs/ARCHITECTURE.md ("Model contract") for the extra attributes ``variant``, ``config``,
-``pretrained`` and ``weights_id``.
+Same attribute names and ``forward`` contract as ``segment_anything/modeling/sam.py``, and
+the family-neutral :class:`sam_widget.models.interface.SegmentModel` (``encode``,
+``prepare``, ``decode``, ``decode_points``, ``geometry``) that code outside ``models/``
+uses; see docs/ARCHITECTURE.md ("Model contract").
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..geometry import ResizeLongestSide
 from .common import tensor_state_key
 from .mask_decoder import ImageContext, MaskDecoder
 from .prompt_encoder import PromptEncoder
@@ -45,6 +47,9 @@ class Sam(nn.Module):
     to B x C x H x W; the prompt encoder and mask decoder work on that embedding.
     """
 
+    family: str = "sam"
+    # decode_points takes iou_thresh / out / extent (models/interface.py).
+    decode_points_hints: bool = True
     mask_threshold: float = 0.0
     image_format: str = "RGB"
     pixel_mean: torch.Tensor
@@ -75,6 +80,8 @@ class Sam(nn.Module):
         self.config = config
         # False: untrained random weights (everything user-facing must say so).
         self.pretrained = pretrained
+        # The checkpoint file loaded (set by build_sam), or None.
+        self.checkpoint: str | None = None
         self._weights_id: tuple[tuple[Any, ...], str] | None = None
 
     @property
@@ -88,8 +95,41 @@ class Sam(nn.Module):
         return int(self.image_encoder.img_size)  # type: ignore[arg-type]
 
     @property
+    def image_size(self) -> int:
+        """Side of the encoder's square input (1024); interface name of ``img_size``."""
+        return self.img_size
+
+    @property
+    def low_res_size(self) -> tuple[int, int]:
+        """(h, w) of the decoder's mask logits: 4x the embedding grid (256 x 256)."""
+        h, w = self.prompt_encoder.image_embedding_size
+        return (4 * int(h), 4 * int(w))
+
+    @property
+    def geometry(self) -> ResizeLongestSide:
+        """Longest side to ``img_size``, padded to a square (the published transform)."""
+        geometry = self.__dict__.get("_geometry")
+        if geometry is None or geometry.target_length != self.img_size:
+            geometry = ResizeLongestSide(self.img_size)
+            self.__dict__["_geometry"] = geometry
+        return geometry
+
+    @property
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        """What ``encode`` returns: ``{"image_embed": (1, 256, 64, 64)}``."""
+        h, w = self.prompt_encoder.image_embedding_size
+        return {"image_embed": (1, int(self.prompt_encoder.embed_dim), int(h), int(w))}
+
+    @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
+
+    def encoder_blocks(self) -> list[nn.Module]:
+        """The image encoder's blocks in the order they run (progress reporting): ViT
+        ``blocks.<i>``, TinyViT ``layers.<j>.blocks.<i>``."""
+        enc = self.image_encoder
+        blocks = [m for name, m in enc.named_modules() if name.rsplit(".", 2)[-2:-1] == ["blocks"]]
+        return blocks or list(enc.children())
 
     # ---------------------------------------------------------------------------------
     # weights identity
@@ -155,6 +195,55 @@ class Sam(nn.Module):
         return F.interpolate(masks, out_hw, mode="bilinear", align_corners=False)
 
     # ---------------------------------------------------------------------------------
+    # the model interface (sam_widget.models.interface.SegmentModel)
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """1 x 3 x h x w float RGB 0..255 in the input frame -> ``{"image_embed":
+        1 x 256 x 64 x 64}`` (normalised and padded here)."""
+        return {"image_embed": self.image_encoder(self.preprocess(x))}
+
+    def prepare(self, features: Mapping[str, torch.Tensor]) -> ImageContext:
+        """Per-image decoder context from ``encode``'s features."""
+        return self.prepare_image(features["image_embed"])
+
+    def decode(
+        self,
+        ctx: ImageContext,
+        coords: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+        mask_input: torch.Tensor | None,
+        multimask: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts in the input frame -> (low-res logits B x C x 256 x 256, IoU B x C)."""
+        return self.predict_with_context(ctx, coords, labels, boxes, mask_input, multimask)
+
+    def decode_points(
+        self,
+        ctx: ImageContext,
+        coords: torch.Tensor,
+        multimask: bool,
+        *,
+        iou_thresh: float | None = None,
+        out: torch.Tensor | None = None,
+        extent: Sequence[int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """B single positive points (B x 2, input frame) -> (low-res logits B x C x 256 x 256,
+        IoU B x C), by the decoder's exact low-rank path. ``iou_thresh``: prompts whose best
+        IoU prediction is not above it get zero logits (no mask head); ``out``: a buffer for
+        the logits; ``extent``: (rows, cols) of logits needed from the top left (the rest
+        is left as it was). See ``MaskDecoder.decode_points``."""
+        if coords.dim() != 2 or coords.shape[-1] != 2:
+            raise ValueError(f"coords must be B x 2, got {tuple(coords.shape)}")
+        # B x 2 -> B x 1 x 2: one positive point per prompt.
+        points = coords[:, None, :]
+        labels = torch.ones(points.shape[:2], dtype=torch.int64, device=coords.device)
+        sparse, _ = self.prompt_encoder.encode((points, labels), None, None)
+        return self.mask_decoder.decode_points(
+            ctx, sparse, multimask, iou_thresh=iou_thresh, out=out, extent=extent
+        )
+
+    # ---------------------------------------------------------------------------------
     # decoding with a per-image context (fast path)
 
     def prepare_image(self, image_embeddings: torch.Tensor) -> ImageContext:
@@ -191,7 +280,7 @@ class Sam(nn.Module):
         if point_coords is not None and point_labels is not None:
             points = (point_coords, point_labels)
         sparse, dense = self.prompt_encoder.encode(points, boxes, mask_input)
-        return self.mask_decoder.predict_masks_with_context(ctx, sparse, dense, multimask_output)
+        return self.mask_decoder.decode(ctx, sparse, dense, multimask_output)
 
     @torch.no_grad()
     def forward(
