@@ -138,7 +138,8 @@ def test_every_change_is_saved_and_reopening_restores_it_exactly(
         b.widget.wait(TIMEOUT)
         assert [o["name"] for o in b.widget.objects] == ["cell", "dot"]
         assert b.widget.objects[0]["points"] == [[20.0, 15.0], [30.0, 20.0]]
-        np.testing.assert_array_equal(b.widget.masks[0], widget_masks[0])  # replayed: same
+        np.testing.assert_array_equal(b.widget.masks[0], widget_masks[0])  # as stored
+        np.testing.assert_array_equal(b.widget.masks[1], truth)  # the stored RLE is the truth
         b.sync.flush()
         np.testing.assert_array_equal(b.masks(0), np.stack([widget_masks[0], truth]))
         # Editing a restored object replaces its stored mask with the new SAM mask.

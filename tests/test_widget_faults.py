@@ -178,7 +178,7 @@ def test_wait_raises_on_timeout_and_status_tells_the_truth(model: Any) -> None:
 
 
 def test_two_threads_adding_points_lose_nothing(model: Any) -> None:
-    w, _ = new_widget(model)
+    w, _ = new_widget(model, refine=False)  # about locks: one decode for the newest state
     a, b = w.new_object(name="a"), w.new_object(name="b")
     start = threading.Barrier(2)
 

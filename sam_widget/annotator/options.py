@@ -23,16 +23,19 @@ def predictors_for(model: Any, checkpoint: Any, device: Any, cache: Any) -> tupl
     """(widget predictor, prefetch predictor) on one model, sharing ``cache``."""
     from ..engine import model_cache as registry
     from ..engine.predictor import SamPredictor
-    from ..models.sam import Sam
+    from ..models.interface import SegmentModel
 
+    sam: Any
     if isinstance(model, str):
         sam = registry.get_model(model, checkpoint, device)
     elif checkpoint is not None or device is not None:
         raise ValueError("checkpoint and device only apply when model is a variant name")
     elif isinstance(model, SamPredictor):
         sam = model.model
-    elif isinstance(model, Sam):
+    elif isinstance(model, SegmentModel):
         sam = model
     else:
-        raise TypeError(f"model must be a variant name, a Sam or a SamPredictor, got {model!r}")
+        raise TypeError(
+            f"model must be a variant name, a model from build_sam or a SamPredictor, got {model!r}"
+        )
     return registry.make_predictor(sam, cache), registry.make_predictor(sam, cache)

@@ -10,9 +10,10 @@ Rules (one decoder run per prompt change, whatever the number of points):
 - Refinement (``refine=True``, the published interactive practice: SAM paper Sec. 7.1 and
   the predictor example notebook, "pass the previous low-res logits as mask_input"): an
   unambiguous prompt also gets, as ``mask_input``, the chosen low-res logits of the object's
-  previous decoded prompt state (:class:`ObjectMemo` keeps them). So the mask depends on
-  the order the states were decoded in: a state skipped by a coalescing worker is not
-  decoded; ``SamWidget.from_dict`` replays the saved history state by state to reproduce the
+  previous prompt state (:class:`ObjectMemo` keeps them). Every prompt state is decoded
+  once, in order (the widget's worker decodes the states it has not caught up with before
+  the newest), so the mask is a function of the sequence of prompt states: a replay of the
+  saved history (``SamWidget.from_dict``, a reopened annotator project) gives the same
   masks.
 - A prompt state decoded before (undo, redo, a click where the hover preview was) is not
   decoded again: the memo keeps the last few results per object.
@@ -116,13 +117,17 @@ class ObjectMemo:
         self.limit = int(limit)
         self.last: torch.Tensor | None = None  # 1 x 256 x 256
         self._d: OrderedDict[Any, Stage] = OrderedDict()
-        self._preview: tuple[Any, Stage] | None = None
+        # (prompt key, result, the ``last`` it was refined from)
+        self._preview: tuple[Any, Stage, torch.Tensor | None] | None = None
 
     def get(self, key: Any) -> Stage | None:
         hit = self._d.get(key)
         if hit is not None:
             self._d.move_to_end(key)
-        elif self._preview is not None and self._preview[0] == key:
+        elif (
+            self._preview is not None and self._preview[0] == key and self._preview[2] is self.last
+        ):
+            # The preview counts only if it was refined from the same previous state.
             hit = self._preview[1]
             self.put(key, hit)  # a real result now: keep it with the others
         return hit
@@ -134,7 +139,7 @@ class ObjectMemo:
             self._d.popitem(last=False)
 
     def put_preview(self, key: Any, value: Stage) -> None:
-        self._preview = (key, value)
+        self._preview = (key, value, self.last)
 
     def nbytes(self) -> int:
         """Bytes of tensors held (for the memory bound tests)."""

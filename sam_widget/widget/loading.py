@@ -84,26 +84,26 @@ def model_factory(model: Any, checkpoint: Any, device: Any) -> tuple[Callable[[]
     from ..engine import model_cache as registry
 
     if isinstance(model, str):
-        from ..models.sam.config import get_config
+        from ..models.registry import get_entry
 
-        get_config(model)  # ValueError listing the variants
+        get_entry(model)  # ValueError listing the registered variants
         variant = model
         path = _checkpoint_path(checkpoint)
         return (lambda: _build(variant, path, device)), variant
     if checkpoint is not None or device is not None:
         raise ValueError("checkpoint and device only apply when model is a variant name.")
     from ..engine.predictor import SamPredictor
-    from ..models.sam import Sam
+    from ..models.interface import SegmentModel
 
     if isinstance(model, SamPredictor):
         base: Any = model
         cache = getattr(base, "cache", None)
         return lambda: registry.make_predictor(base.model, cache), str(base.model.variant)
-    if isinstance(model, Sam):
+    if isinstance(model, SegmentModel):
         sam: Any = model
         return lambda: registry.make_predictor(sam), str(sam.variant)
     raise TypeError(
-        "model must be a variant name, a Sam model or a SamPredictor, got "
+        "model must be a variant name, a model from build_sam or a SamPredictor, got "
         f"{type(model).__module__}.{type(model).__qualname__}."
     )
 

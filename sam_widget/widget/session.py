@@ -77,6 +77,8 @@ class _Decode:
     object_id: int
     seq: int
     prompt: Prompt
+    # a given mask ((H, W) bool) and its score instead of a decode (see Session.show_mask)
+    given: tuple[np.ndarray, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,12 @@ class Session:
         self._encode_error: str | None = None
         self._frame: Frame | None = None  # of the embedding set in the predictor
         self._decodes: OrderedDict[int, _Decode] = OrderedDict()
+        # object id -> prompt states submitted before its queued job and not decoded yet, in
+        # order. With refinement each state's mask_input is the previous state's result, so
+        # they are decoded in turn (one decoder run each) before the queued job: the mask
+        # is a function of the prompt states alone, as a replay (from_dict, a reopened
+        # annotator project) computes it, not of how fast the worker kept up.
+        self._backlog: dict[int, list[Prompt]] = {}
         self._hover: _Hover | None = None
         self._hover_seq = -1
         self._seqs: dict[int, int] = {}
@@ -123,6 +131,7 @@ class Session:
         self._replaying = False
         self._busy = False
         self._decoding = False  # the running job is an object decode
+        self._running: _Decode | None = None  # that decode
         self._status = ""  # the last status this session reported
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="sam-widget-worker", daemon=True)
@@ -145,6 +154,7 @@ class Session:
             self._encode = (int(image_id), image)
             self._encode_error = None
             self._decodes.clear()
+            self._backlog.clear()
             self._hover = None
             self._seqs.clear()
             self._results.clear()
@@ -157,6 +167,11 @@ class Session:
         oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
         with self._cond:
             job = _Decode(self._image_id, oid, seq, prompt)
+            queued = self._decodes.get(oid)
+            if prompt.empty or not self.refine:
+                self._backlog.pop(oid, None)  # no state before this one matters any more
+            elif queued is not None and queued.image_id == job.image_id and queued.given is None:
+                self._backlog.setdefault(oid, []).append(queued.prompt)
             self._seqs[job.object_id] = job.seq
             self._decodes[job.object_id] = job
             self._decodes.move_to_end(job.object_id)
@@ -166,6 +181,19 @@ class Session:
                 self._hover = None
             if prompt.empty:  # cleared: free what the object remembered
                 self._memos.pop((self._image_id, oid), None)
+            self._cond.notify_all()
+        self._report_status()
+
+    def show_mask(self, obj: Mapping[str, Any], mask: np.ndarray, score: float | None) -> None:
+        """Show ``mask`` ((H, W) bool) as the mask of ``obj`` at its current seq instead of
+        decoding its prompts (a stored mask is the truth: a reopened annotator project,
+        automatic masks without prompts). The next prompt change decodes as usual."""
+        oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
+        with self._cond:
+            self._backlog.pop(oid, None)
+            self._seqs[oid] = seq
+            self._decodes[oid] = _Decode(self._image_id, oid, seq, prompt, (mask, score))
+            self._decodes.move_to_end(oid)
             self._cond.notify_all()
         self._report_status()
 
@@ -182,6 +210,7 @@ class Session:
         with self._cond:
             self._seqs.pop(object_id, None)
             self._decodes.pop(object_id, None)
+            self._backlog.pop(object_id, None)
             self._results.pop(object_id, None)
             self._memos.pop((self._image_id, object_id), None)
 
@@ -349,8 +378,20 @@ class Session:
                 lambda: self._closed or not (self._replay or self._replaying), timeout
             ):
                 raise TimeoutError("the loaded history is still being replayed")
-            have = self._results.get(oid)
             image_id = self._image_id
+
+            def settled() -> bool:
+                # The worker's job for this very state (queued or running) gives the mask:
+                # its refinement backlog or a given mask, which a decode here would bypass.
+                queued, running = self._decodes.get(oid), self._running
+                return self._closed or not (
+                    (queued is not None and queued.seq == seq)
+                    or (running is not None and (running.object_id, running.seq) == (oid, seq))
+                )
+
+            if not self._cond.wait_for(settled, timeout):
+                raise TimeoutError(f"the mask of object {oid} is still being computed")
+            have = self._results.get(oid)
         if have is not None and have.image_id == image_id and have.seq == seq:
             return have
         with self._plock:
@@ -448,6 +489,8 @@ class Session:
                 with self._cond:
                     self._replaying = False
                     self._decoding = False
+                    self._running = None
+                    self._cond.notify_all()
 
     def _fail(self, what: str, exc: BaseException, *, status: bool) -> str:
         message = f"{what}: {describe_error(exc)}"
@@ -502,7 +545,7 @@ class Session:
         model = self.predictor.model
         frame = Frame(
             image_id,
-            int(model.image_encoder.img_size),
+            model.geometry,
             (int(emb.input_size[0]), int(emb.input_size[1])),
             (int(emb.original_size[0]), int(emb.original_size[1])),
             float(model.mask_threshold),
@@ -522,16 +565,32 @@ class Session:
             if not (job.image_id == self._image_id and self._seqs.get(job.object_id) == job.seq):
                 return  # superseded (newer prompts, deleted object, new image): cancelled
             self._decoding = True
+            self._running = job
             have = self._results.get(job.object_id)
+            backlog = self._backlog.pop(job.object_id, [])
         try:
             if have is not None and (have.image_id, have.seq) == (job.image_id, job.seq):
                 update = have  # e.g. a {type: "sync"} resend
+            elif job.given is not None:
+                frame = self.frame
+                if frame is None or frame.image_id != job.image_id:
+                    return
+                update = MaskUpdate.from_mask(job.object_id, job.seq, frame, *job.given)
             else:
-                with self._plock, _cancellable(lambda: not self._is_current_job(job)):
+                with self._plock:
                     frame = self.frame
                     if frame is None or frame.image_id != job.image_id:
                         return
-                    result = self._chain(job.prompt, job.object_id, job.image_id)
+                    # Earlier states this job refines from: cancelled only by a new image,
+                    # the object's deletion or a clear of its prompts (which starts over).
+                    with _cancellable(lambda: not self._object_alive(job)):
+                        for earlier in backlog:
+                            self._chain(earlier, job.object_id, job.image_id)
+                    # With refinement a newer state refines from this one, so only the
+                    # same events cancel it; without, a newer state makes it useless.
+                    current = self._object_alive if self.refine else self._is_current_job
+                    with _cancellable(lambda: not current(job)):
+                        result = self._chain(job.prompt, job.object_id, job.image_id)
                 update = MaskUpdate(job.object_id, job.seq, frame, result)
             buffer = encode_mask(update.display)
         except _Cancelled:
@@ -546,6 +605,19 @@ class Session:
         self.cb.send(self.mask_message(update), [buffer])
         self.cb.error("")
         self.cb.mask(update)
+
+    def _object_alive(self, job: _Decode) -> bool:
+        # The object still exists on the same image and was not cleared since ``job``.
+        return (
+            not self._closed
+            and job.image_id == self._image_id
+            and job.object_id in self._seqs
+            and not self._cleared_since(job)
+        )
+
+    def _cleared_since(self, job: _Decode) -> bool:
+        queued = self._decodes.get(job.object_id)
+        return queued is not None and queued.seq != job.seq and queued.prompt.empty
 
     def _is_current_job(self, job: _Decode) -> bool:
         # Read without _cond (called from inside decoder runs): dict reads are atomic.
@@ -590,7 +662,7 @@ class Session:
 
     @staticmethod
     def mask_message(update: MaskUpdate) -> dict[str, Any]:
-        h, w = update.frame.input_size
+        h, w = update.frame.display
         return {
             "type": "mask",
             "image_id": update.image_id,
@@ -604,7 +676,7 @@ class Session:
 
     def _hover_message(self, image_id: int, seq: int) -> dict[str, Any]:
         frame = self.frame
-        h, w = frame.input_size if frame is not None else (0, 0)
+        h, w = frame.display if frame is not None else (0, 0)
         return {"type": "hover_mask", "image_id": image_id, "seq": seq, "width": w, "height": h}
 
     def _do_hover(self, job: _Hover) -> None:

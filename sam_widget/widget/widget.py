@@ -44,7 +44,6 @@ import numpy as np
 import traitlets
 
 from ..engine.images import to_rgb_uint8
-from ..engine.transforms import ResizeLongestSide
 from . import persist
 from .codec import encode_image
 from .everything import Everything, EverythingCallbacks
@@ -54,6 +53,7 @@ from .messages import HANDLERS, hover_prompt
 from .prompts import PromptBook, next_active, reduce
 from .results import MaskListeners, label_map
 from .session import Callbacks, MaskUpdate, Session, describe_error
+from .updates import display_size
 
 __all__ = ["ObjectsError", "SamWidget"]
 
@@ -70,7 +70,6 @@ function render({ el }) {
 }
 export default { render };
 """
-_MODEL_SIDE = 1024  # the model's input frame (longest side); display masks use it
 _BROWSER_WRITABLE = frozenset({"objects", "active", "opacity", "hover", "everything_params"})
 
 
@@ -514,6 +513,23 @@ class SamWidget(anywidget.AnyWidget):
     def _object(self, object_id: int) -> dict[str, Any] | None:
         return next((o for o in self.objects if o["id"] == object_id), None)
 
+    def show_mask(self, object_id: int, mask: Any, score: float | None = None) -> None:
+        """Show ``mask`` ((H, W) bool, the image's size) as the object's mask as it is, instead
+        of decoding its prompts (e.g. a stored mask: the annotator shows a project's masks
+        exactly as stored). ``w.masks`` returns it until the object's prompts change; it is
+        not a history step."""
+        self._check_open()
+        obj = self._object(object_id)
+        if obj is None:
+            raise ValueError(f"no object with id {object_id!r}; ids: {self.object_ids}.")
+        arr = np.asarray(mask)
+        if arr.dtype != bool or arr.shape != (self.image_height, self.image_width):
+            raise ValueError(
+                f"mask must be a bool array of shape ({self.image_height}, {self.image_width}), "
+                f"got {arr.dtype} {arr.shape}."
+            )
+        self._session.show_mask(obj, arr, score)
+
     def mask_update(self, object_id: int, timeout: float | None = None) -> MaskUpdate:
         """The current :class:`MaskUpdate` of one object (decodes now if needed)."""
         self._check_open()
@@ -669,7 +685,7 @@ class SamWidget(anywidget.AnyWidget):
         )
         data, mime = encode_image(rgb)
         h, w = rgb.shape[:2]
-        mh, mw = ResizeLongestSide.get_preprocess_shape(h, w, _MODEL_SIDE)
+        mh, mw = display_size((h, w))
         with self._lock:
             self._check_open()
             image_id = self.image_id + 1
