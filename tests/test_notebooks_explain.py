@@ -54,7 +54,9 @@ def test_sam_explained_runs_offline_with_figures(
     assert "['positive', 'padding']" in _text(code[5])
     assert "['box top-left', 'box bottom-right']" in _text(code[5])
     widget = [c for c in code if c.source.startswith("from sam_widget import SamWidget")][0]
-    assert "application/vnd.jupyter.widget-view+json" in widget.outputs[-1]["data"]
+    panel = [c for c in code if c.source.startswith("panel = ExplainPanel(w)")][0]
+    for cell in (widget, panel):
+        assert "application/vnd.jupyter.widget-view+json" in cell.outputs[-1]["data"]
 
 
 def test_analysis_runs_offline_with_table_plot_and_csv(

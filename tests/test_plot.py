@@ -108,6 +108,8 @@ def test_snapshot_of_a_real_widget() -> None:
         out = snapshot(w, prompts=False)
         expected = render(img, w.masks, [o["color"] for o in w.objects], alpha=w.opacity)
         np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(w.snapshot(prompts=False), out)
+        assert (w.snapshot() != out).any()  # the click's marker
         assert out.shape == (48, 64, 3)
     finally:
         w.close()

@@ -565,6 +565,13 @@ class SamWidget(anywidget.AnyWidget):
         Where masks overlap, the later object wins (it is drawn over the earlier ones)."""
         return label_map(self.masks, self.image_height, self.image_width)
 
+    def snapshot(self, *, prompts: bool = True) -> np.ndarray:
+        """(H, W, 3) uint8 RGB picture of the image with the objects' masks (and prompts),
+        for reports and static pages (:func:`sam_widget.widget.snapshot.snapshot`)."""
+        from .snapshot import snapshot
+
+        return snapshot(self, prompts=prompts)
+
     # ------------------------------------------------------------------ everything
 
     def segment_everything(self, **params: Any) -> Future[list[dict[str, Any]]]:
