@@ -167,6 +167,9 @@ def _local_cluster(workers: int | None, dashboard_address: str | None, log: Log)
         threads_per_worker=1,
         processes=True,
         dashboard_address=dashboard,
+        # Without a dashboard the scheduler still serves health checks over HTTP, by
+        # default on 8787 (with a warning when that port is taken): any free port then.
+        scheduler_kwargs=None if dashboard is not None else {"dashboard_address": ":0"},
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
