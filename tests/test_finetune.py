@@ -80,7 +80,9 @@ def test_held_out_one_click_iou_rises(learned) -> None:  # noqa: ANN001
     assert h["epoch"][0] == 0 and len(h["iou_1click"]) == len(h["epoch"])
     before, after = h["iou_1click"][0], h["iou_1click"][h["best_epoch"]]
     # Measured (tiny random encoder, this data, seed 0): 1 click 0.16 -> 0.95, 3 clicks
-    # 0.07 -> 0.96, box 0.03 -> 0.94 after 2 epochs (epoch 1 alone: 0.16 -> 0.16).
+    # 0.07 -> 0.96, box 0.03 -> 0.94 after 2 epochs (epoch 1 alone: 0.16 -> 0.16); training
+    # seeds 1 and 2 gave 0.13 -> 0.94 and 0.09 -> 0.93. With every default (lr 1e-4, 3 rounds, 10
+    # epochs) on 10 images: 1 click 0.13 -> 0.96, 3 clicks 0.04 -> 0.97, box 0.02 -> 0.97.
     assert before < 0.35
     assert after > 0.6 and after - before > 0.4, h
     assert h["iou_box"][h["best_epoch"]] > 0.6, h
