@@ -319,5 +319,7 @@ def test_bad_inputs(base, tmp_path) -> None:  # noqa: ANN001
     )
     with pytest.raises(FileNotFoundError, match="x.png"):
         finetune(str(bad), base, progress=False)
+    with pytest.raises(FileNotFoundError, match="out: folder"):
+        finetune([(img, mask), (img, mask)], base, out=tmp_path / "no" / "x.pt", progress=False)
     with pytest.raises(ValueError, match="val_fraction"):
         finetune([(img, mask), (img, mask)], base, val_fraction=1.5, progress=False)

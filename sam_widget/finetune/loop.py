@@ -163,6 +163,12 @@ def finetune(
         raise ValueError(f"patience must be an int >= 1, got {patience!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if out is not None:  # checked now, not after the training it would lose
+        if not isinstance(out, (str, os.PathLike)):
+            raise TypeError(f"out must be a path or None, got {type(out).__name__}")
+        folder = Path(os.fspath(out)).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise FileNotFoundError(f"out: folder {str(folder)!r} does not exist")
     samples = load_samples(data, image_root=image_root)
     if val_data is not None:
         train_samples, val_samples = samples, load_samples(val_data, image_root=image_root)
