@@ -242,6 +242,20 @@ def test_checkpoint_of_another_variant_is_refused(learned) -> None:  # noqa: ANN
         load_finetuned(out, like=other)
 
 
+def test_use_model_refuses_another_image_encoder(base, tmp_path) -> None:  # noqa: ANN001
+    torch.manual_seed(1)
+    other = build_sam("tiny", pretrained=False)  # same variant, other encoder weights
+    path = tmp_path / "other.pt"
+    save_checkpoint(path, other, {"format": "sam-widget finetune v1", "variant": "tiny"})
+    with pytest.raises(ValueError, match="other image-encoder weights"):
+        load_finetuned(path, like=base)
+    assert load_finetuned(path).weights_id == other.weights_id  # fine without like=
+    with pytest.raises(ValueError, match="not a sam-widget fine-tuned checkpoint"):
+        plain = tmp_path / "plain.pt"
+        torch.save(other.state_dict(), plain)
+        read_metadata(plain)
+
+
 def test_metadata_keeps_pretrained_honest(tmp_path) -> None:  # noqa: ANN001
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
