@@ -92,6 +92,18 @@ class _Progress:
                 | info
             )
 
+    def metrics(self, epoch: int, values: dict[str, float]) -> None:
+        """A validation result (no unit of work): shown on the bar, passed to the callback
+        as ``{"stage": "metrics", "epoch", "fraction", "metrics": {...}}``."""
+        if self.bar is not None:
+            shown = ", ".join(f"{k[4:]} {v:.3f}" for k, v in values.items())
+            self.bar.set_postfix_str(f"epoch {epoch} IoU: {shown}")
+        if self.callback is not None:
+            fraction = min(1.0, self.done / self.total)
+            self.callback(
+                {"stage": "metrics", "epoch": epoch, "fraction": fraction, "metrics": dict(values)}
+            )
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -154,7 +166,9 @@ def finetune(
     and machine give the same weights.
 
     ``progress``: a tqdm bar; ``callback(info)`` gets ``{"stage", "epoch", "fraction",
-    ...}`` after each unit of work (an exception raised there stops the run). The history
+    ...}`` after each unit of work (stages "embed", "train" with ``"loss"``, "validate"), and
+    ``{"stage": "metrics", "metrics": {"iou_1click", "iou_3click", "iou_box"}, ...}`` after
+    each validation (epoch 0: before training). An exception raised there stops the run. The history
     is ``model.finetune_history`` (and in the checkpoint's metadata; see ``plot_history``).
     Sources are only read, never modified.
     """
@@ -163,6 +177,12 @@ def finetune(
         raise ValueError(f"patience must be an int >= 1, got {patience!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if out is not None:  # checked now, not after the training it would lose
+        if not isinstance(out, (str, os.PathLike)):
+            raise TypeError(f"out must be a path or None, got {type(out).__name__}")
+        folder = Path(os.fspath(out)).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise FileNotFoundError(f"out: folder {str(folder)!r} does not exist")
     samples = load_samples(data, image_root=image_root)
     if val_data is not None:
         train_samples, val_samples = samples, load_samples(val_data, image_root=image_root)
@@ -289,6 +309,7 @@ def _train(
 
     history: dict[str, Any] = {"epoch": [0], "train_loss": [None]}
     first = validate(0)
+    bar.metrics(0, first)
     for k in METRICS:
         history[k] = [first[k]]
     best_score, best_epoch = float(np.mean(list(first.values()))), 0
@@ -313,6 +334,7 @@ def _train(
             losses.append(loss)
             bar.tick("train", epoch, loss=loss)
         metrics = validate(epoch)
+        bar.metrics(epoch, metrics)
         history["epoch"].append(epoch)
         history["train_loss"].append(float(np.mean(losses)))
         for k in METRICS:
