@@ -83,3 +83,12 @@ def test_bad_arguments(tmp_path: Path) -> None:
         SamAnnotator([], project=tmp_path / "p.sqlite", model="tiny")
     with pytest.raises(TypeError, match="categories must be"):
         SamAnnotator([], project=tmp_path / "p.sqlite", model="tiny", categories="cell")
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(TypeError, match="model must be"):
+        SamAnnotator([tmp_path / "a.png"], project=tmp_path / "p.sqlite", model=3)
+    with pytest.raises(ValueError, match="checkpoint and device"):
+        SamAnnotator([tmp_path / "a.png"], project=tmp_path / "p.sqlite",
+                     model=object(), device="cpu")  # fmt: skip

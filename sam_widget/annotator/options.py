@@ -21,18 +21,20 @@ def categories_of(categories: Any) -> list[tuple[str, str | None]]:
 
 def predictors_for(model: Any, checkpoint: Any, device: Any, cache: Any) -> tuple[Any, Any]:
     """(widget predictor, prefetch predictor) on one model, sharing ``cache``."""
+    import torch
+
     from ..engine import model_cache as registry
     from ..engine.predictor import SamPredictor
-    from ..models.sam import Sam
 
+    sam: Any
     if isinstance(model, str):
         sam = registry.get_model(model, checkpoint, device)
     elif checkpoint is not None or device is not None:
         raise ValueError("checkpoint and device only apply when model is a variant name")
     elif isinstance(model, SamPredictor):
         sam = model.model
-    elif isinstance(model, Sam):
-        sam = model
+    elif isinstance(model, torch.nn.Module):
+        sam = model  # SamPredictor checks that it is a segmentation model
     else:
-        raise TypeError(f"model must be a variant name, a Sam or a SamPredictor, got {model!r}")
+        raise TypeError(f"model must be a variant name, a model or a SamPredictor, got {model!r}")
     return registry.make_predictor(sam, cache), registry.make_predictor(sam, cache)
