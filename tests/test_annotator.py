@@ -355,3 +355,28 @@ def test_use_model_keeps_the_stored_masks(setup: tuple[Path, Path, list[Path]]) 
         np.testing.assert_array_equal(a.masks(0)[0], a.widget.masks[0])
     finally:
         a.close()
+
+
+def test_opens_a_project_written_by_a_batch_run(setup: tuple[Path, Path, list[Path]]) -> None:
+    """sam_widget.batch writes automatic records into a project; the annotator opens it and
+    shows the image's records as objects, their stored masks untouched."""
+    from sam_widget.batch import auto_annotate
+
+    folder, project, paths = setup
+    auto_annotate(paths[:1], project=project, model="tiny", pretrained=False, client="threads",
+                  progress=False, points_per_side=1, pred_iou_thresh=0.0,
+                  stability_score_thresh=0.0)  # fmt: skip
+    with Project.open(project, readonly=True) as p:
+        before = [p.masks(img) for img in p.images()]
+    assert sum(len(m) for m in before) > 0
+    a = open_annotator(folder, project)  # the folder adds the other images
+    try:
+        assert len(a) == 3
+        assert a.index == 0
+        objs = a.objects(0)
+        assert {o.source for o in objs} == {"automatic"}
+        assert len(a.widget.objects) == len(objs)
+        a.widget.wait(TIMEOUT)
+        np.testing.assert_array_equal(a.masks(0), before[0])
+    finally:
+        a.close()

@@ -87,3 +87,45 @@ def test_a_click_cancels_a_running_prefetch(
         assert len(runs) >= 2
     finally:
         a.close()
+
+
+def test_only_the_current_images_pixels_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every array of pixels the annotator loads (current image or prefetch) is freed once
+    another image is current; the embedding cache stays within its byte budget."""
+    import gc
+    import weakref
+
+    import numpy as np
+
+    import sam_widget.engine.images as images
+
+    original = images.to_rgb_uint8
+    loaded: list[Any] = []
+
+    def tracked(*args: Any, **kw: Any) -> np.ndarray:
+        out = original(*args, **kw)
+        loaded.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(images, "to_rgb_uint8", tracked)
+    make_folder(tmp_path / "data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = SamAnnotator(tmp_path / "data", project=tmp_path / "p.sqlite", model="tiny",
+                         cache_bytes=1)  # fmt: skip
+    try:
+        for i in (0, 1, 2, 1):
+            a.goto(i)
+            a.widget.wait(TIMEOUT)
+            assert a.wait_prefetch(TIMEOUT)
+            gc.collect()
+            alive = {id(x): x.shape for x in (r() for r in loaded) if x is not None}
+            assert list(alive.values()) == [a.widget.image.shape]  # the current one only
+            assert a.cache.nbytes <= 1  # nothing fits the budget: nothing is kept in memory
+        assert len(loaded) >= 6  # four shown images and the prefetched neighbours
+        on_disk = list((tmp_path / "p.sqlite.cache" / "embeddings").glob("*.npz"))
+        assert len(on_disk) == 3  # the disk tier keeps them
+    finally:
+        a.close()

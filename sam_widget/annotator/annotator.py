@@ -376,7 +376,7 @@ class SamAnnotator:
         self.sync.flush()
         return exports.export_sa1b(self.project, folder)
 
-    def export_yolo(self, folder: Any) -> dict[str, int]:
+    def export_yolo(self, folder: Any) -> dict[str, Any]:
         self.sync.flush()
         return exports.export_yolo(self.project, folder)
 
