@@ -48,6 +48,7 @@ def _predictors(model: Any, checkpoint: Any, device: Any, cache: Any) -> tuple[A
     from ..engine.predictor import SamPredictor
     from ..models.sam import Sam
 
+    sam: Any  # a model of any family (models/interface.py)
     if isinstance(model, str):
         sam = registry.get_model(model, checkpoint, device)
     elif checkpoint is not None or device is not None:
