@@ -1,6 +1,6 @@
 """Models shared between widgets of one kernel.
 
-Building the same variant + checkpoint + device twice returns the same ``Sam`` object (a
+Building the same variant + checkpoint + device twice returns the same model object (a
 module-level registry of weak references: a model lives as long as some widget or user code
 holds it, then its memory is freed). Every model has one shared :class:`EmbeddingCache`, so
 all predictors built on it (one per widget: predictor state is per widget) reuse each other's
@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..models.sam import Sam
+    from ..models.interface import SegmentModel
     from .embedding_cache import EmbeddingCache
     from .predictor import SamPredictor
 
 __all__ = ["cache_for", "get_model", "make_predictor", "model_key"]
 
 _lock = threading.RLock()
-_models: weakref.WeakValueDictionary[tuple[str, str | None, str], Sam] = (
+_models: weakref.WeakValueDictionary[tuple[str, str | None, str], SegmentModel] = (
     weakref.WeakValueDictionary()
 )
 _caches: weakref.WeakKeyDictionary[Any, EmbeddingCache] = weakref.WeakKeyDictionary()
@@ -41,7 +41,7 @@ def model_key(
 
 def get_model(
     variant: str, checkpoint: str | os.PathLike[str] | None = None, device: Any = None
-) -> Sam:
+) -> SegmentModel:
     """The shared model for ``(variant, checkpoint, device)``, built on first use.
 
     Builds are serialised (two widgets asking at once share one build).
@@ -69,7 +69,7 @@ def cache_for(model: Any) -> EmbeddingCache:
         return cache
 
 
-def make_predictor(model: Sam, cache: EmbeddingCache | None = None) -> SamPredictor:
+def make_predictor(model: SegmentModel, cache: EmbeddingCache | None = None) -> SamPredictor:
     """A new predictor (own state) on ``model`` sharing ``cache`` (default: the model's)."""
     from .predictor import SamPredictor
 
