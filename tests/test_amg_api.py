@@ -83,7 +83,7 @@ def test_parameter_validation(model, kwargs, error, match) -> None:
 
 
 def test_model_type_is_checked() -> None:
-    with pytest.raises(TypeError, match="Sam or a SamPredictor"):
+    with pytest.raises(TypeError, match="build_sam or a SamPredictor"):
         SamAutomaticMaskGenerator(object())
 
 
@@ -207,3 +207,68 @@ def test_tiny_images(model) -> None:
                 assert mask.shape == shape[:2] and rec["area"] == int(mask.sum())
                 x, y, w, h = rec["crop_box"]
                 assert w > 0 and h > 0
+
+
+class _OtherGeometry:
+    """SAM's geometry behind another class: the generator cannot use its tiled upscaler."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.target_length = inner.target_length
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+class _InterfaceOnly(torch.nn.Module):
+    """A model that offers the model interface and nothing else (no decode hints, no
+    encoder blocks, its own geometry class), as a new family would at first."""
+
+    family = "interface-only"
+    mask_threshold = 0.0
+    pretrained = False
+    checkpoint = None
+
+    def __init__(self, sam: Sam) -> None:
+        super().__init__()
+        self.sam = sam
+        self.calls = {"decode_points": 0}
+
+    variant = property(lambda self: self.sam.variant)
+    image_size = property(lambda self: self.sam.image_size)
+    low_res_size = property(lambda self: self.sam.low_res_size)
+    feature_shapes = property(lambda self: self.sam.feature_shapes)
+    weights_id = property(lambda self: self.sam.weights_id)
+    device = property(lambda self: self.sam.device)
+    geometry = property(lambda self: _OtherGeometry(self.sam.geometry))
+
+    def encode(self, x):  # type: ignore[no-untyped-def]
+        return self.sam.encode(x)
+
+    def prepare(self, features):  # type: ignore[no-untyped-def]
+        return self.sam.prepare(features)
+
+    def decode(self, ctx, coords, labels, boxes, mask_input, multimask):  # type: ignore[no-untyped-def]
+        return self.sam.decode(ctx, coords, labels, boxes, mask_input, multimask)
+
+    def decode_points(self, ctx, coords, multimask):  # type: ignore[no-untyped-def]
+        self.calls["decode_points"] += 1
+        return self.sam.decode_points(ctx, coords, multimask)
+
+
+def test_any_family_through_the_interface_gives_the_same_records(model, image) -> None:
+    """The generic path (decode_points without hints, geometry.upscale instead of the tiled
+    upscaler) gives SAM's fast-path records, with crops too."""
+    params = {**FAST, "crop_n_layers": 1}
+    fast = SamAutomaticMaskGenerator(model, **params).generate(image)
+    generic_model = _InterfaceOnly(model)
+    generic = SamAutomaticMaskGenerator(generic_model, **params).generate(image)
+    assert generic_model.calls["decode_points"] > 0
+    assert len(fast) == len(generic) >= 3
+    for a, b in zip(fast, generic, strict=True):
+        assert a["bbox"] == b["bbox"] and a["crop_box"] == b["crop_box"]
+        assert a["point_coords"] == b["point_coords"]
+        np.testing.assert_allclose(a["predicted_iou"], b["predicted_iou"], rtol=1e-5)
+        np.testing.assert_allclose(a["stability_score"], b["stability_score"], atol=1e-3)
+        diff = np.count_nonzero(a["segmentation"] != b["segmentation"])
+        assert diff <= 2, diff  # pixels within float rounding of the threshold

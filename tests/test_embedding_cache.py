@@ -241,3 +241,239 @@ def test_concurrent_use() -> None:
         t.join()
     assert not errors
     assert cache.nbytes == len(cache) * FEAT_BYTES <= 5 * FEAT_BYTES
+
+
+# -- every named feature, format versions ---------------------------------------------------
+
+
+def _named_emb(seed: int) -> ImageEmbedding:
+    e = _emb(seed)
+    rng = np.random.default_rng(seed + 7)
+    high = torch.from_numpy(rng.standard_normal((1, 2, 16, 16))).float()
+    return ImageEmbedding(
+        {"image_embed": e.features, "high_res_0": high},
+        e.original_size,
+        e.input_size,
+        e.weights_id,
+        e.key,
+    )
+
+
+SHAPES = {"image_embed": FEAT_SHAPE, "high_res_0": (1, 2, 16, 16)}
+
+
+def test_named_features_round_trip_through_disk(tmp_path: Path) -> None:
+    e = _named_emb(1)
+    assert e.nbytes == FEAT_BYTES + 2 * 16 * 16 * 4
+    assert list(e.named_features) == ["image_embed", "high_res_0"]
+    EmbeddingCache(directory=tmp_path).put(e)
+    got = EmbeddingCache(directory=tmp_path).get(e.key, feature_shapes=SHAPES)
+    assert got is not None and set(got.named_features) == set(SHAPES)
+    for name, t in e.named_features.items():
+        torch.testing.assert_close(got.named_features[name], t, rtol=0, atol=0)
+    # Asking for a different set of features is a miss (another model's layout).
+    fresh = EmbeddingCache(directory=tmp_path)
+    with pytest.warns(UserWarning, match="do not match"):
+        assert fresh.get(e.key, feature_shapes={"image_embed": FEAT_SHAPE, "x": (1, 1)}) is None
+    with pytest.raises(ValueError, match="image_embed"):
+        ImageEmbedding({"high_res_0": e.features}, (6, 9), (683, 1024), "w", e.key)
+
+
+def test_old_format_file_is_recomputed_and_replaced(tmp_path: Path) -> None:
+    e = _emb(1)
+    path = tmp_path / f"{e.key}.npz"
+    # Format 1 (before named features): one "features" array and no "names".
+    np.savez(
+        path,
+        format=np.array(1, dtype=np.int64),
+        key=np.array(e.key),
+        weights_id=np.array(e.weights_id),
+        original_size=np.array(e.original_size, dtype=np.int64),
+        input_size=np.array(e.input_size, dtype=np.int64),
+        features=e.features.numpy(),
+    )
+    cache = EmbeddingCache(directory=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # quietly a miss: no warning
+        assert cache.get(e.key, weights_id=e.weights_id) is None
+    cache.put(e)
+    with np.load(path, allow_pickle=False) as data:
+        assert int(data["format"]) == 2
+    assert EmbeddingCache(directory=tmp_path).get(e.key, weights_id=e.weights_id) is not None
+
+
+def _zip_with_deflated(path: Path, members: list[tuple[str, list[bytes], int, int]]) -> None:
+    """A zip file whose members are given as raw deflate pieces (name, pieces, crc32,
+    uncompressed size): lets a test write a member that inflates to gigabytes."""
+    import struct
+
+    out = bytearray()
+    central = bytearray()
+    for name, pieces, crc, usize in members:
+        raw = b"".join(pieces)
+        offset = len(out)
+        fname = name.encode()
+        out += struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(raw), usize, len(fname), 0
+        )
+        out += fname + raw
+        central += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            8,
+            0,
+            0x21,
+            crc,
+            len(raw),
+            usize,
+            len(fname),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        central += fname
+    start = len(out)
+    out += central
+    n = len(members)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, len(central), start, 0)
+    path.write_bytes(bytes(out))
+
+
+def test_declared_sizes_are_checked_before_decompressing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import zlib
+
+    e = _emb(1)
+    good = tmp_path / "good.npz"
+    np.savez(
+        good,
+        format=np.array(2, dtype=np.int64),
+        key=np.array(e.key),
+        weights_id=np.array(e.weights_id),
+        original_size=np.array(e.original_size, dtype=np.int64),
+        input_size=np.array(e.input_size, dtype=np.int64),
+        names=np.array(["image_embed"]),
+    )
+    members = []
+    import zipfile as zf_mod
+
+    with zf_mod.ZipFile(good) as zf:
+        for info in zf.infolist():
+            data = zf.read(info)
+            c = zlib.compressobj(6, zlib.DEFLATED, -15)
+            members.append((info.filename, [c.compress(data) + c.flush()], info.CRC, len(data)))
+    # "features": an npy header declaring 1 x 256 x 1024 x 1025 float32 (1 GiB + 1 MiB) and
+    # that many zero bytes, deflated: one 1 MiB block compressed once and repeated (each
+    # piece ends with a full flush, so the pieces are independent).
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (1, 256, 1024, 1025)}
+    )
+    head = header.getvalue()
+    block = bytes(1 << 20)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)
+    piece = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    assert piece == c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    repeats = 256 * 1024 * 1025 * 4 // len(block)
+    crc = zlib.crc32(head)
+    for _ in range(repeats):
+        crc = zlib.crc32(block, crc)
+    pieces = [first] + [piece] * repeats + [c.flush()]
+    members.append(("features.npy", pieces, crc, len(head) + repeats * len(block)))
+    path = tmp_path / f"{e.key}.npz"
+    _zip_with_deflated(path, members)
+    assert path.stat().st_size < 8 << 20
+    # The file is a valid npz: numpy would inflate the whole gibibyte.
+    with zf_mod.ZipFile(path) as zf:
+        assert zf.getinfo("features.npy").file_size > 1 << 30
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("np.load reached: the file was not refused from its headers")
+
+    monkeypatch.setattr(ec.np, "load", no_load)
+    cache = EmbeddingCache(directory=tmp_path)
+    start = time.perf_counter()
+    with pytest.warns(UserWarning, match="declared"):
+        assert cache.get(e.key, feature_shape=FEAT_SHAPE) is None
+    # Without an expected shape a 1 GiB declaration is still refused (the cap).
+    with pytest.warns(UserWarning, match="declares"):
+        assert cache.get(e.key) is None
+    assert time.perf_counter() - start < 2.0
+
+
+# -- a folder that cannot be written: warn once, carry on in memory -------------------------
+
+
+def _count_write_warnings(record: list[warnings.WarningMessage]) -> int:
+    return sum("Could not write" in str(w.message) for w in record)
+
+
+def _two_puts(cache: EmbeddingCache) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        cache.put(_emb(1))
+        cache.put(_emb(2))
+    return record
+
+
+def test_read_only_folder_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import stat
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    if os.geteuid() == 0:
+        # root writes into read-only folders anyway: make creating the temp file fail the
+        # way it does for everyone else there.
+        from sam_widget.data import atomic
+
+        def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+        monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
+    try:
+        cache = EmbeddingCache(directory=folder)
+        record = _two_puts(cache)
+        assert _count_write_warnings(record) == 1
+        assert cache.get(_emb(1).key) is not None and cache.get(_emb(2).key) is not None
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(stat.S_IRWXU)
+
+
+def test_folder_deleted_while_running_warns_once(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "cache"
+    cache = EmbeddingCache(directory=folder)
+    shutil.rmtree(folder)
+    record = _two_puts(cache)
+    assert _count_write_warnings(record) == 1
+    assert cache.get(_emb(2).key) is not None
+    assert not folder.exists()
+
+
+def test_full_disk_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def full(f: object, **arrays: object) -> None:
+        f.write(b"partial")  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ec.np, "savez", full)
+    cache = EmbeddingCache(directory=tmp_path)
+    record = _two_puts(cache)
+    assert _count_write_warnings(record) == 1
+    assert any("No space left" in str(w.message) for w in record)
+    assert cache.get(_emb(1).key) is not None
+    assert list(tmp_path.iterdir()) == []  # no temp files left

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -328,8 +329,10 @@ def test_predict_before_set_image(tiny_pair) -> None:  # type: ignore[no-untyped
         ({"point_coords": [["a", "b"]], "point_labels": [1]}, "point_coords must be numeric"),
         ({"box": [1, 2, 3]}, "box must be 4 numbers"),
         ({"box": [[1, 2], [3, 4], [5, 6]]}, "box must be 4 numbers"),
-        ({"box": [50, 10, 40, 20]}, "x0 <= x1"),
-        ({"box": [10, 50, 40, 20]}, "y0 <= y1"),
+        ({"box": [50, 10, 40, 20]}, "x0 < x1"),
+        ({"box": [10, 50, 40, 20]}, "y0 < y1"),
+        ({"box": [10, 10, 10, 10]}, "x0 < x1 and y0 < y1"),  # zero area: refused
+        ({"box": [10, 10, 40, 10]}, "x0 < x1 and y0 < y1"),
         ({"box": [10, 10, np.nan, 20]}, "box contains NaN"),
         ({"box": [10, 10, 400, 20]}, "box .* outside the image"),
         ({"mask_input": np.zeros((1, 64, 64))}, r"mask_input must have shape \(1, 256, 256\)"),
@@ -347,10 +350,9 @@ def test_bad_prompts(p300: SamPredictor, kwargs: dict, pattern: str) -> None:
 
 def test_edge_prompts_accepted(p300: SamPredictor) -> None:
     p = p300
-    # Points on the border, a degenerate box, a whole-image box, no prompt at all, and
-    # empty point lists (= no points) with a box.
+    # Points on the border, a whole-image box, no prompt at all, and empty point lists
+    # (= no points) with a box.
     p.predict([[0, 0], [300, 200]], [1, 0])
-    p.predict(box=[10, 10, 10, 10])
     p.predict(box=np.array([[0, 0, 300, 200]]))
     m, s, low = p.predict()
     assert m.shape == (3, 200, 300)
@@ -368,8 +370,12 @@ def test_edge_prompts_accepted(p300: SamPredictor) -> None:
         ((torch.full((1, 1, 2), float("nan")), torch.ones(1, 1)), "point_coords contains NaN"),
         ((torch.zeros(1, 1, 2), torch.full((1, 1), 3)), "point_labels must be 1"),
         ((None, None, torch.zeros(2, 3)), "boxes must be B x 4"),
-        ((None, None, torch.tensor([[5.0, 5.0, 1.0, 9.0]])), "x0 <= x1"),
-        ((torch.zeros(2, 1, 2), torch.ones(2, 1), torch.zeros(3, 4)), "batch sizes differ"),
+        ((None, None, torch.tensor([[5.0, 5.0, 1.0, 9.0]])), "x0 < x1"),
+        ((None, None, torch.tensor([[1.0, 1.0, 9.0, 9.0], [5.0, 5.0, 9.0, 5.0]])), r"boxes\[1\]"),
+        (
+            (torch.zeros(2, 1, 2), torch.ones(2, 1), torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 3)),
+            "batch sizes differ",
+        ),
         ((None, None, None, torch.zeros(1, 256, 256)), r"mask_input must be B x 1 x 256 x 256"),
         (([[1.0, 2.0]], [1]), "point_coords must be a torch tensor"),
     ],
@@ -545,3 +551,23 @@ def test_chunked_thresholding_matches(p300: SamPredictor, monkeypatch: pytest.Mo
     assert chunked.dtype == torch.bool and chunked.shape == (4, 3, 200, 300)
     torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
     torch.testing.assert_close(chunked, logits > 0, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "box", [[10, 10, 10, 10], [10, 10, 40, 10], [10, 10, 10, 40], [40, 10, 10, 20], [5, 5, 60, 70]]
+)
+def test_one_box_rule_for_predictor_and_widget(p300: SamPredictor, box: list[int]) -> None:
+    """The predictor refuses exactly the boxes the widget refuses (one function decides)."""
+    from sam_widget.widget.objects import normalize_objects
+
+    def outcome(call: Any) -> str | None:
+        try:
+            call()
+        except ValueError as err:
+            return str(err).split(" must be ", 1)[1]
+        return None
+
+    widget = outcome(lambda: normalize_objects([{"box": box}], 300, 200, 0))
+    predictor = outcome(lambda: p300.decode(box=box))
+    assert widget == predictor
+    assert (widget is None) == (box == [5, 5, 60, 70])

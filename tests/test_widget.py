@@ -372,6 +372,9 @@ def test_set_image_resets_and_going_back_hits_the_cache(model: Any, ref: SamPred
 def test_undo_redo_history_and_replay(model: Any) -> None:
     w, rec = new_widget(model)
     w.add_point(40, 30)
+    # Refinement feeds back the previous *decoded* state's logits (one decode per change,
+    # issue 16): wait, so that the one-point state is decoded and not coalesced away.
+    w.wait(TIMEOUT)
     w.add_point(90, 60, label=0)
     w.new_object(name="second", box=[10, 10, 60, 50])
     m_final = w.masks

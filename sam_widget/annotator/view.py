@@ -73,11 +73,11 @@ class NavigatorView:
         self.list.observe(self._picked, names="value")
         top = widgets.HBox([self.prev, self.next, self.jump, self.go, self.done, self.progress])
         side = widgets.VBox([self.unfinished, self.list])
+        wrap = widgets.Layout(flex_flow="row wrap")  # the list goes below when narrow
         tools = widgets.HBox([self.category, self.propose, self.min_iou, self.accept,
                               self.reject, self.proposal_info])  # fmt: skip
-        self.box = widgets.VBox(
-            [top, tools, widgets.HBox([annotator.widget, side]), self.message, self.keys]
-        )
+        self.body = widgets.HBox([annotator.widget, side], layout=wrap)
+        self.box = widgets.VBox([top, tools, self.body, self.message, self.keys])
         self.box.add_class("sam-annotator")
         self.refresh(full=True)
 
@@ -117,6 +117,10 @@ class NavigatorView:
     def _picked(self, change: Any) -> None:
         if not self._updating and change["new"] is not None and change["new"] != self.a.index:
             self._safely(lambda: self.a.goto(int(change["new"])))
+
+    def set_widget(self, widget: Any) -> None:
+        """Show another SamWidget (after the annotator changed its model)."""
+        self.body.children = (widget, *self.body.children[1:])
 
     def show_message(self, text: str) -> None:
         self.message.value = f"<span style='color:#b00'>{html.escape(text)}</span>"

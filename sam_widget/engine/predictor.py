@@ -11,15 +11,17 @@ builds on (docs/ARCHITECTURE.md, "Predictor contract"):
   ``upscale(...)``: low-res logits -> the input or original frame (only the unpadded region
   is upsampled; bit-identical to the published postprocessing).
 
-Prompts are checked by :mod:`sam_widget.transforms` (``ValueError``/``TypeError`` naming the
+The predictor works for any model family through the model interface only
+(:class:`sam_widget.models.interface.SegmentModel`: ``encode``, ``prepare``, ``decode``,
+``geometry``, ``feature_shapes``); ``transform`` is the model's ``geometry``. Prompts are
+checked by :mod:`sam_widget.engine.transforms` (``ValueError``/``TypeError`` naming the
 argument for every bad input).
 """
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,16 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.sam.sam import Sam
+from ..models.interface import SegmentModel
 from .embedding_cache import EmbeddingCache, ImageEmbedding, embedding_key
 from .images import to_rgb_uint8
 from .transforms import (
-    ResizeLongestSide,
     check_box,
     check_mask_input,
     check_points,
     check_prompt_batch,
-    upscale_logits,
 )
 
 __all__ = ["ImageEmbedding", "SamPredictor"]
@@ -46,26 +46,24 @@ Progress = Callable[[float], Any]
 # Per-thread progress callback of the encoder run in progress (see _install_progress_hooks).
 _PROGRESS = threading.local()
 _HOOK_LOCK = threading.Lock()
-_BLOCK_NAME = re.compile(r"(^|\.)blocks\.\d+$")
 # Masks at original size are thresholded in chunks of this many float32 values, so a large
 # batch of prompts on a large image never holds all its float logits at once.
 _CHUNK_VALUES = 1 << 26
 
 
-def _install_progress_hooks(encoder: nn.Module) -> None:
-    """Once per encoder: forward hooks on its transformer blocks that report progress.
+def _install_progress_hooks(model: Any) -> None:
+    """Once per model: forward hooks on its encoder's blocks (``model.encoder_blocks()``,
+    optional in the interface) that report progress.
 
     The hooks call the callback stored for the *current thread* (``_PROGRESS.callback``),
     so concurrent encodings in several threads each see only their own progress, and an
-    encoder run outside ``compute_embedding`` reports nothing. ViT blocks are
-    ``blocks.<i>``; TinyViT's are ``layers.<j>.blocks.<i>``.
+    encoder run outside ``compute_embedding`` reports nothing.
     """
     with _HOOK_LOCK:
-        if getattr(encoder, "_sam_widget_progress_hooks", False):
+        if model.__dict__.get("_sam_widget_progress_hooks", False):
             return
-        blocks = [m for name, m in encoder.named_modules() if _BLOCK_NAME.search(name)]
-        if not blocks:
-            blocks = list(encoder.children())
+        blocks_of = getattr(model, "encoder_blocks", None)
+        blocks: list[nn.Module] = list(blocks_of()) if callable(blocks_of) else []
         total = len(blocks) + 1  # the final step (neck) is reported by compute_embedding
 
         def make_hook(done: int) -> Callable[..., None]:
@@ -78,7 +76,32 @@ def _install_progress_hooks(encoder: nn.Module) -> None:
 
         for i, block in enumerate(blocks):
             block.register_forward_hook(make_hook(i + 1))
-        encoder.__dict__["_sam_widget_progress_hooks"] = True
+        model.__dict__["_sam_widget_progress_hooks"] = True
+
+
+# What the predictor calls on a model (models/interface.py).
+_INTERFACE = (
+    "encode",
+    "prepare",
+    "decode",
+    "geometry",
+    "feature_shapes",
+    "low_res_size",
+    "mask_threshold",
+    "weights_id",
+    "device",
+)
+
+
+def _check_model(model: Any) -> None:
+    # Attribute presence on the type (properties are not evaluated: weights_id hashes).
+    missing = [a for a in _INTERFACE if not (hasattr(type(model), a) or hasattr(model, a))]
+    if missing or not isinstance(model, nn.Module):
+        raise TypeError(
+            f"model must be a segmentation model built by sam_widget.build_sam (a "
+            f"SegmentModel), got {type(model).__name__}"
+            + (f" (missing {missing})." if missing else ".")
+        )
 
 
 @dataclass(frozen=True)
@@ -86,31 +109,28 @@ class _ImageState:
     """Everything about the current image, swapped in one assignment (thread-safe reads)."""
 
     embedding: ImageEmbedding
-    features: torch.Tensor  # 1 x C x h x w on the model's device
-    context: Any  # the decoder's per-image context (model.prepare_image)
+    features: Mapping[str, torch.Tensor]  # every named feature, on the model's device
+    context: Any  # the model's per-image context (model.prepare)
 
 
 class SamPredictor:
     """Predict masks for one image at a time from points, boxes and mask prompts.
 
     Args:
-        model: a ``Sam`` (``sam_widget.build_sam``), in eval mode. The predictor runs on the
-            model's device (``build_sam(device=...)``: CPU, CUDA or MPS; chosen
-            automatically when not given).
+        model: a model of any registered family (``sam_widget.build_sam``), in eval mode.
+            The predictor runs on the model's device (``build_sam(device=...)``: CPU, CUDA
+            or MPS; chosen automatically when not given).
         cache: optional :class:`EmbeddingCache`; an image seen before (same pixels, same
             model weights) is then set without running the encoder.
     """
 
-    def __init__(self, model: Sam, *, cache: EmbeddingCache | None = None) -> None:
-        if not isinstance(model, Sam):
-            raise TypeError(
-                f"model must be a sam_widget Sam model (build_sam), got {type(model).__name__}."
-            )
+    def __init__(self, model: SegmentModel, *, cache: EmbeddingCache | None = None) -> None:
+        _check_model(model)
         if cache is not None and not isinstance(cache, EmbeddingCache):
             raise TypeError(f"cache must be an EmbeddingCache or None, got {type(cache).__name__}.")
         self.model = model
         self.cache = cache
-        self.transform = ResizeLongestSide(model.img_size)
+        self.transform = model.geometry
         self._state: _ImageState | None = None
 
     # -- state ---------------------------------------------------------------------------
@@ -126,7 +146,7 @@ class SamPredictor:
     @property
     def features(self) -> torch.Tensor | None:
         """``1 x C x h x w`` embedding of the current image (``None`` before ``set_image``)."""
-        return None if self._state is None else self._state.features
+        return None if self._state is None else self._state.features["image_embed"]
 
     @property
     def original_size(self) -> tuple[int, int] | None:
@@ -135,7 +155,8 @@ class SamPredictor:
 
     @property
     def input_size(self) -> tuple[int, int] | None:
-        """``(h, w)`` of the current image resized for the model (longest side 1024)."""
+        """``(h, w)`` of the current image in the model's input frame
+        (``transform.input_size(original_size)``; SAM: longest side 1024)."""
         return None if self._state is None else self._state.embedding.input_size
 
     @property
@@ -156,10 +177,8 @@ class SamPredictor:
             )
         return state
 
-    def _feature_shape(self) -> tuple[int, int, int, int]:
-        pe = self.model.prompt_encoder
-        h, w = pe.image_embedding_size
-        return (1, int(pe.embed_dim), int(h), int(w))
+    def _feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {str(k): tuple(int(d) for d in v) for k, v in self.model.feature_shapes.items()}
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -176,9 +195,7 @@ class SamPredictor:
         """
         rgb = to_rgb_uint8(image, image_format)
         original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
-        input_size = self.transform.get_preprocess_shape(
-            original_size[0], original_size[1], self.transform.target_length
-        )
+        input_size = tuple(self.transform.input_size(original_size))
         weights_id = str(self.model.weights_id)
         key = ""
         if self.cache is not None:
@@ -186,7 +203,7 @@ class SamPredictor:
             hit = self.cache.get(
                 key,
                 weights_id=weights_id,
-                feature_shape=self._feature_shape(),
+                feature_shapes=self._feature_shapes(),
                 original_size=original_size,
                 device=self.device,
             )
@@ -198,16 +215,17 @@ class SamPredictor:
         resized = self.transform.apply_image(rgb)  # h x w x 3 uint8
         # h x w x 3 -> 3 x h x w -> 1 x 3 x h x w
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-        encoder = self.model.image_encoder
-        _install_progress_hooks(encoder)
+        _install_progress_hooks(self.model)
         previous = getattr(_PROGRESS, "callback", None)
         _PROGRESS.callback = progress
         try:
             with torch.no_grad():
-                features = encoder(self.model.preprocess(x))
+                features = dict(self.model.encode(x.float()))
         finally:
             _PROGRESS.callback = previous
-        emb = ImageEmbedding(features, original_size, input_size, weights_id, key)
+        emb = ImageEmbedding(
+            features, original_size, (input_size[0], input_size[1]), weights_id, key
+        )
         if self.cache is not None:
             self.cache.put(emb)
         if progress is not None:
@@ -227,22 +245,24 @@ class SamPredictor:
                 "emb was computed by a different model (weights_id "
                 f"{emb.weights_id!r}, this model is {self.model.weights_id!r})."
             )
-        if tuple(emb.features.shape) != self._feature_shape():
-            raise ValueError(
-                f"emb.features has shape {tuple(emb.features.shape)}, expected "
-                f"{self._feature_shape()}."
-            )
-        expected_input = self.transform.get_preprocess_shape(
-            emb.original_size[0], emb.original_size[1], self.transform.target_length
-        )
+        expected = self._feature_shapes()
+        got = {n: tuple(t.shape) for n, t in emb.named_features.items()}
+        if got != expected:
+            if set(got) == set(expected) == {"image_embed"}:
+                raise ValueError(
+                    f"emb.features has shape {got['image_embed']}, expected "
+                    f"{expected['image_embed']}."
+                )
+            raise ValueError(f"emb's features have shapes {got}, expected {expected}.")
+        expected_input = tuple(self.transform.input_size(emb.original_size))
         if tuple(emb.input_size) != expected_input:
             raise ValueError(
                 f"emb.input_size {emb.input_size} does not fit emb.original_size "
                 f"{emb.original_size} (expected {expected_input})."
             )
-        features = emb.features.detach().to(self.device)
+        features = {n: t.detach().to(self.device) for n, t in emb.named_features.items()}
         with torch.no_grad():
-            context = self.model.prepare_image(features)
+            context = self.model.prepare(features)
         self._state = _ImageState(emb, features, context)
 
     def set_image(self, image: Any, image_format: str = "RGB") -> None:
@@ -260,27 +280,30 @@ class SamPredictor:
         """Published-API variant of ``set_image`` for an already resized image.
 
         ``transformed_image``: ``1 x 3 x h x w`` RGB in 0..255, resized with
-        ``transform.apply_image`` (longest side 1024); ``original_image_size``: ``(H, W)``.
-        Not cached (the original pixels are unknown).
+        ``transform.apply_image`` (``h, w = transform.input_size(original_image_size)``);
+        ``original_image_size``: ``(H, W)``. Not cached (the original pixels are unknown).
         """
         if not isinstance(transformed_image, torch.Tensor):
             raise TypeError("transformed_image must be a torch tensor 1 x 3 x h x w.")
         shape = tuple(transformed_image.shape)
         size = (int(original_image_size[0]), int(original_image_size[1]))
-        expected = self.transform.get_preprocess_shape(*size, self.transform.target_length)
+        expected = tuple(self.transform.input_size(size))
         if len(shape) != 4 or shape[:2] != (1, 3) or shape[2:] != expected:
             raise ValueError(
                 f"transformed_image must be 1 x 3 x {expected[0]} x {expected[1]} for an "
                 f"original size {size}, got {shape}."
             )
         with torch.no_grad():
-            x = self.model.preprocess(transformed_image.to(self.device))
-            features = self.model.image_encoder(x)
-        self.set_embedding(ImageEmbedding(features, size, expected, str(self.model.weights_id), ""))
+            features = dict(self.model.encode(transformed_image.to(self.device).float()))
+        self.set_embedding(
+            ImageEmbedding(
+                features, size, (expected[0], expected[1]), str(self.model.weights_id), ""
+            )
+        )
 
     def get_image_embedding(self) -> torch.Tensor:
         """The current image's embedding, ``1 x C x h x w`` (C=256, h=w=64 for SAM)."""
-        return self._require_state().features
+        return self._require_state().features["image_embed"]
 
     # -- decoding ------------------------------------------------------------------------
 
@@ -309,7 +332,7 @@ class SamPredictor:
         coords, labels, boxes, masks = self._torch_prompts(
             state, point_coords, point_labels, box, mask_input
         )
-        low_res, iou = self.model.predict_with_context(
+        low_res, iou = self.model.decode(
             state.context, coords, labels, boxes, masks, bool(multimask_output)
         )
         return low_res[0], iou[0]
@@ -317,8 +340,8 @@ class SamPredictor:
     def upscale(self, low_res_logits: torch.Tensor, size: str = "original") -> torch.Tensor:
         """Low-res logits ``[B x] C x 256 x 256`` -> float logits ``[B x] C x h x w``.
 
-        ``size="original"``: the original image (H x W). ``size="input"``: the resized,
-        unpadded frame the model saw (longest side 1024). Threshold at
+        ``size="original"``: the original image (H x W). ``size="input"``: the model's
+        input frame (``input_size``; SAM: the resized, unpadded image). Threshold at
         ``model.mask_threshold`` (0.0) for binary masks.
         """
         state = self._require_state()
@@ -327,11 +350,10 @@ class SamPredictor:
         if not isinstance(low_res_logits, torch.Tensor):
             raise TypeError("low_res_logits must be a torch tensor (as returned by decode).")
         with torch.no_grad():
-            return upscale_logits(
+            return self.transform.upscale(
                 low_res_logits,
                 state.embedding.input_size,
                 state.embedding.original_size if size == "original" else None,
-                self.transform.target_length,
             )
 
     def predict(
@@ -388,7 +410,7 @@ class SamPredictor:
         labels = None if point_labels is None else point_labels.to(dev, torch.int32)
         boxes_t = None if boxes is None else boxes.to(dev, torch.float32)
         masks_in = None if mask_input is None else mask_input.to(dev, torch.float32)
-        low_res, iou = self.model.predict_with_context(
+        low_res, iou = self.model.decode(
             state.context, coords, labels, boxes_t, masks_in, bool(multimask_output)
         )
         masks = self._to_original(state, low_res, bool(return_logits))
@@ -397,29 +419,27 @@ class SamPredictor:
     # -- helpers -------------------------------------------------------------------------
 
     def _low_res_size(self) -> tuple[int, int]:
-        h, w = self.model.prompt_encoder.image_embedding_size
-        return (4 * int(h), 4 * int(w))
+        h, w = self.model.low_res_size
+        return (int(h), int(w))
 
     def _to_original(
         self, state: _ImageState, low_res: torch.Tensor, return_logits: bool
     ) -> torch.Tensor:
         """B x C x 256 x 256 logits -> B x C x H x W logits or bool masks (chunked)."""
         emb = state.embedding
-        target = self.transform.target_length
+        upscale = self.transform.upscale
         if return_logits:
-            return upscale_logits(low_res, emb.input_size, emb.original_size, target)
+            return upscale(low_res, emb.input_size, emb.original_size)
         b, c = low_res.shape[:2]
         h, w = emb.original_size
         step = max(1, _CHUNK_VALUES // max(1, c * h * w))
         threshold = float(self.model.mask_threshold)
         if step >= b:
             # One chunk (the usual case). Plain ">" is much faster than gt(out=) on CPU.
-            return upscale_logits(low_res, emb.input_size, emb.original_size, target) > threshold
+            return upscale(low_res, emb.input_size, emb.original_size) > threshold
         out = torch.empty((b, c, h, w), dtype=torch.bool, device=low_res.device)
         for i in range(0, b, step):
-            logits = upscale_logits(
-                low_res[i : i + step], emb.input_size, emb.original_size, target
-            )
+            logits = upscale(low_res[i : i + step], emb.input_size, emb.original_size)
             torch.gt(logits, threshold, out=out[i : i + step])
         return out
 

@@ -19,6 +19,7 @@ from ..models.geometry import ResizeLongestSide, upscale_logits
 __all__ = [
     "ResizeLongestSide",
     "check_box",
+    "check_box_corners",
     "check_mask_input",
     "check_points",
     "check_prompt_batch",
@@ -81,8 +82,16 @@ def check_points(
     return coords, labels.astype(np.int32)
 
 
+def check_box_corners(x0: float, y0: float, x1: float, y1: float, where: str = "box") -> None:
+    """The one rule for a box's corners (the predictor and the widget both use it): XYXY
+    with ``x0 < x1`` and ``y0 < y1``, i.e. a box of positive area. ``ValueError`` naming
+    ``where`` otherwise."""
+    if not (x0 < x1 and y0 < y1):
+        raise ValueError(f"{where} must be XYXY with x0 < x1 and y0 < y1, got {[x0, y0, x1, y1]}.")
+
+
 def check_box(box: Any, size: tuple[int, int]) -> np.ndarray | None:
-    """Check one XYXY box (4 finite numbers, x0 <= x1, y0 <= y1, inside the image of
+    """Check one XYXY box (4 finite numbers, ``check_box_corners``, inside the image of
     ``size`` (H, W)); returns it as a ``(1, 4)`` float64 array, or None."""
     if box is None:
         return None
@@ -92,8 +101,7 @@ def check_box(box: Any, size: tuple[int, int]) -> np.ndarray | None:
     x0, y0, x1, y1 = arr.reshape(4).tolist()
     if not np.isfinite(arr).all():
         raise ValueError("box contains NaN or infinite values.")
-    if x1 < x0 or y1 < y0:
-        raise ValueError(f"box must be XYXY with x0 <= x1 and y0 <= y1, got {[x0, y0, x1, y1]}.")
+    check_box_corners(x0, y0, x1, y1)
     h, w = size
     if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
         raise ValueError(
@@ -156,8 +164,11 @@ def check_prompt_batch(
             raise ValueError(f"boxes must be B x 4 XYXY, got {tuple(boxes.shape)}.")
         if not bool(torch.isfinite(boxes).all()):
             raise ValueError("boxes contains NaN or infinite values.")
-        if bool(((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any()):
-            raise ValueError("boxes must be XYXY with x0 <= x1 and y0 <= y1.")
+        bad = ~((boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3]))
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            x0, y0, x1, y1 = boxes[first].tolist()
+            check_box_corners(x0, y0, x1, y1, f"boxes[{first}]")
         batch["boxes"] = int(boxes.shape[0])
     if mask_input is not None:
         if mask_input.dim() != 4 or tuple(mask_input.shape[1:]) != (1, *low_res):

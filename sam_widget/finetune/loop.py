@@ -9,6 +9,7 @@ import importlib
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,7 +17,6 @@ import numpy as np
 import torch
 
 from ..engine.embedding_cache import EmbeddingCache
-from ..engine.transforms import ResizeLongestSide
 from .checkpoint import save_checkpoint
 from .data import data_hash, load_samples, split_samples
 from .evaluate import METRICS, evaluate
@@ -57,6 +57,17 @@ def _resolve_model(
     else:
         raise TypeError(f"model must be a variant name or a model, got {type(model).__name__}")
     return base, torch.device(base.device)
+
+
+def annotator_cache(data: Any) -> EmbeddingCache | None:
+    """The embedding cache ``SamAnnotator`` keeps beside a project file
+    (``<project>.cache/embeddings``), if ``data`` is such a project and the folder exists:
+    images encoded while annotating (with the same model weights) are not encoded again."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    path = Path(os.fspath(data)).expanduser()
+    folder = path.with_name(path.name + ".cache") / "embeddings"
+    return EmbeddingCache(directory=folder) if folder.is_dir() else None
 
 
 class _Progress:
@@ -131,7 +142,8 @@ def finetune(
     checkpoint, device, pretrained=pretrained)``) or a model, which is copied, never
     changed. ``train``: ``"decoder"`` (mask decoder) or ``"decoder+prompt"`` (also the prompt
     encoder); the image encoder is frozen and each image is encoded once (through
-    ``cache``, an :class:`EmbeddingCache`, when given).
+    ``cache``, an :class:`EmbeddingCache`; for a project, by default the annotator's cache
+    beside it when there is one, so images already encoded there are not encoded again).
 
     Each step runs ``rounds`` interactive rounds on up to ``masks_per_step`` masks of one
     training image (:mod:`sam_widget.finetune.step`), AdamW(``lr``, ``weight_decay``).
@@ -158,12 +170,15 @@ def finetune(
         train_samples, val_samples = split_samples(samples, val_fraction, seed)
 
     base, dev = _resolve_model(model, checkpoint, device, pretrained)
+    if cache is None:
+        cache = annotator_cache(data)
     fam = family_training(base)
     if train not in fam.TRAINABLE:
         raise ValueError(f"train must be one of {sorted(fam.TRAINABLE)}, got {train!r}")
-    # The interface's frame sizes (docs: models/interface.py); SAM's are 1024 and 256.
-    low_res = int(getattr(base, "low_res_size", (256, 256))[0])
-    transform = ResizeLongestSide(int(getattr(base, "image_size", 1024)))
+    # The model interface's frames (models/interface.py): SAM's input frame is the longest
+    # side resized to 1024, its low-res grid 256 x 256.
+    low_res = int(base.low_res_size[0])
+    transform = base.geometry
 
     n_img = len(train_samples) + len(val_samples)
     bar = _Progress(
@@ -254,7 +269,7 @@ def _train(
     params: list[torch.nn.Parameter],
     train_prep: list[Prepared],
     val_prep: list[Prepared],
-    transform: ResizeLongestSide,
+    transform: Any,
     bar: _Progress,
     *,
     epochs: int,

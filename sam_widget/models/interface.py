@@ -116,13 +116,27 @@ class SegmentModel(Protocol):
     ``config``: the family's frozen config of the variant (from the registry).
     """
 
-    family: str
-    variant: str
-    pretrained: bool
-    checkpoint: str | None
-    image_size: int
-    low_res_size: tuple[int, int]
-    mask_threshold: float
+    # Read-only members (plain attributes or properties both fit).
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
+
+    @property
+    def pretrained(self) -> bool: ...
+
+    @property
+    def checkpoint(self) -> str | None: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def low_res_size(self) -> tuple[int, int]: ...
+
+    @property
+    def mask_threshold(self) -> float: ...
 
     @property
     def weights_id(self) -> str: ...

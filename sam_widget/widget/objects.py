@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..engine.transforms import check_box_corners
+
 __all__ = [
     "KEYS",
     "MAX_NAME_LENGTH",
@@ -117,10 +119,12 @@ def _points(value: Any, width: int, height: int, where: str) -> list[list[float]
     for i, p in enumerate(value):
         if hasattr(p, "tolist"):
             p = p.tolist()
+        # Points are numbered from 1, as the user counts them on screen.
+        point = f"{where.removesuffix('.points')}, point {i + 1}"
         if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) != 2:
-            raise ValueError(f"{where}[{i}] must be an [x, y] pair, got {p!r}.")
-        x, y = _coord(p[0], f"{where}[{i}][0]"), _coord(p[1], f"{where}[{i}][1]")
-        _check_inside(x, y, width, height, f"{where}[{i}]")
+            raise ValueError(f"{point} must be an [x, y] pair, got {p!r}.")
+        x, y = _coord(p[0], f"{point}: x"), _coord(p[1], f"{point}: y")
+        _check_inside(x, y, width, height, point)
         out.append([x, y])
     return out
 
@@ -159,8 +163,7 @@ def _box(value: Any, width: int, height: int, where: str) -> list[float] | None:
     x0, y0, x1, y1 = (_coord(v, f"{where}[{i}]") for i, v in enumerate(value))
     _check_inside(x0, y0, width, height, f"{where} corner (x0, y0)")
     _check_inside(x1, y1, width, height, f"{where} corner (x1, y1)")
-    if not (x0 < x1 and y0 < y1):
-        raise ValueError(f"{where} must be XYXY with x0 < x1 and y0 < y1, got {[x0, y0, x1, y1]}.")
+    check_box_corners(x0, y0, x1, y1, where)  # the predictor's rule too
     return [x0, y0, x1, y1]
 
 
@@ -188,6 +191,8 @@ def _normalize_one(
         raise ValueError(
             f"{where}.name has {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed."
         )
+    # From here on, the object as the user sees it: its number in the list, name and id.
+    where = f"object {index + 1} {name!r} (id {oid})"
     color = obj.get("color")
     if color is not None and (not isinstance(color, str) or not _COLOR_RE.match(color)):
         raise ValueError(f'{where}.color must look like "#rrggbb", got {color!r}.')

@@ -1,5 +1,11 @@
 """One crop's point grid, batch by batch: decode, filter by predicted IoU and stability, drop
-masks at the crop's inner edges (``SamAutomaticMaskGenerator._process_crop``).
+masks at the crop's inner edges (``SamAutomaticMaskGenerator._process_crop``), and the one
+helper that runs the batches (``run_batches``: the thread pool lives only here).
+
+Decoding goes through the model interface (``model.decode_points``); when the family takes
+the decode hints (``decode_points_hints``: SAM's low-rank path) prompts without a candidate
+above ``pred_iou_thresh`` get no mask head, the logits buffer is reused and only the logits
+the upscaler reads are computed.
 
 Batches are independent given the crop's low-rank context, so on a CPU they run on two
 worker threads with half the intra-op threads each. The decoder's per-prompt work is many
@@ -14,14 +20,15 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from ...models.sam.lowrank import LowRankContext, decode_points_lowrank
+from ...models.interface import SegmentModel
 from .candidates import Candidates
 from .crops import is_box_near_crop_edge
-from .upsample import TiledUpscaler
+from .upsample import Upscaler
 
 __all__ = ["CHUNK", "Filters", "GridBatch", "run_batches"]
 
@@ -46,6 +53,7 @@ class Filters:
 class GridBatch:
     """``batch(start)`` -> the candidates of prompts start .. start + points_per_batch.
 
+    ``model`` and ``ctx``: the model and its context of the crop (``model.prepare``);
     ``points``: (N, 2) float64 XY in crop pixels; ``model_points``: the same in the model
     input frame; ``box``: the crop, XYXY in the image; ``image_wh``: the image's size;
     ``index``: the crop's number (stored in the candidates). Safe to call from several
@@ -55,15 +63,17 @@ class GridBatch:
     def __init__(
         self,
         filters: Filters,
-        ctx: LowRankContext,
-        upscaler: TiledUpscaler,
+        model: SegmentModel,
+        ctx: Any,
+        upscaler: Upscaler,
         points: np.ndarray,
         model_points: np.ndarray,
         box: Sequence[int],
         image_wh: tuple[int, int],
         index: int,
     ) -> None:
-        self.filters, self.ctx, self.upscaler = filters, ctx, upscaler
+        self.filters, self.model, self.ctx, self.upscaler = filters, model, ctx, upscaler
+        self.hints = bool(getattr(model, "decode_points_hints", False))
         self.points, self.model_points = points, model_points
         self.box, self.index = list(box), index
         self.orig_box = [0, 0, image_wh[0], image_wh[1]]
@@ -71,30 +81,29 @@ class GridBatch:
 
     @torch.no_grad()
     def __call__(self, start: int) -> list[Candidates]:
-        f, upscaler = self.filters, self.upscaler
-        device = self.ctx.stages[0].y.device
+        f, upscaler, model = self.filters, self.upscaler, self.model
+        device = model.device
         stop = start + f.points_per_batch
-        # B x 2 -> B x 1 x 2: one positive point per prompt.
-        coords = torch.as_tensor(self.model_points[start:stop], dtype=torch.float32, device=device)[
-            :, None, :
-        ]
-        labels = torch.ones(coords.shape[:2], dtype=torch.int64, device=device)
-        buffer: torch.Tensor | None = getattr(self.local, "buffer", None)
-        # Masks only for prompts with a candidate above pred_iou_thresh (the others'
-        # logits are left zero and never read: their candidates are filtered out below).
-        low, iou, _ = decode_points_lowrank(
-            self.ctx,
-            coords,
-            labels,
-            True,
-            f.pred_iou_thresh if f.pred_iou_thresh > 0 else None,
-            out=None if buffer is None else buffer[: len(coords)],
-            # only the logits the upscaler reads (not those of the padding)
-            extent=upscaler.need,
-        )
-        if buffer is None:
-            # a 50 MB tensor per batch costs page faults; the candidates below are copies
-            self.local.buffer = low
+        # B x 2: one positive point per prompt, in the model's input frame.
+        coords = torch.as_tensor(self.model_points[start:stop], dtype=torch.float32, device=device)
+        if self.hints:
+            buffer: torch.Tensor | None = getattr(self.local, "buffer", None)
+            # Masks only for prompts with a candidate above pred_iou_thresh (the others'
+            # logits are left zero and never read: their candidates are filtered out below).
+            low, iou = model.decode_points(  # type: ignore[call-arg]
+                self.ctx,
+                coords,
+                True,
+                iou_thresh=f.pred_iou_thresh if f.pred_iou_thresh > 0 else None,
+                out=None if buffer is None else buffer[: len(coords)],
+                # only the logits the upscaler reads (not those of the padding)
+                extent=upscaler.need,
+            )
+            if buffer is None:
+                # a 50 MB tensor per batch costs page faults; the candidates below are copies
+                self.local.buffer = low
+        else:
+            low, iou = model.decode_points(self.ctx, coords, True)
         per_point = low.shape[1]
         low = low.flatten(0, 1)  # B x M x h x w -> BM x h x w (point-major)
         iou = iou.flatten(0, 1)  # B x M -> BM

@@ -1,21 +1,27 @@
 """``SamAutomaticMaskGenerator``: "segment everything" with a grid of point prompts.
 
 Same parameters, records and results as the published generator
-(``segment_anything/automatic_mask_generator.py``), organised so that full-resolution work is
-only done where it can change the output:
+(``segment_anything/automatic_mask_generator.py``), and read the same way, top to bottom:
+``generate`` -> ``_process_crop`` (one per crop) -> ``GridBatch`` (one per batch of points,
+``batches.py``) -> ``_finish`` (cross-crop NMS, masks, records). Candidates travel in a
+:class:`~sam_widget.engine.amg.candidates.Candidates` record container (the published
+``MaskData``). It works for any model family through the model interface only
+(``compute_embedding``, ``prepare``, ``decode_points``, ``geometry``).
 
-1. the image (or each crop) is encoded once and the point prompts are decoded with the
-   image tokens in low-rank form (``modeling/lowrank.py``: same results as
-   ``Sam.predict_with_context`` up to float rounding, image-side work shared per image);
+Full-resolution work is only done where it can change the output:
+
+1. each crop is encoded once and its point prompts are decoded in batches with
+   ``model.decode_points`` (SAM: the exact low-rank path, ``models/sam/lowrank.py``);
 2. candidates are filtered by predicted IoU first (the prediction does not depend on the
-   mask head), so prompts without a candidate get no mask head and the others' candidates
-   are never upscaled;
+   mask head), so, with a family that takes the decode hints, prompts without a candidate
+   get no mask head and the others' candidates are never upscaled;
 3. for the survivors, the pixel counts of the stability score and the mask's box at the
-   original resolution come from :class:`~sam_widget.amg.upsample.TiledUpscaler`: the same
-   numbers as upscaling the logits (up to float rounding), but only tiles that a mask
-   boundary crosses are evaluated pixel by pixel. What is kept of a candidate is its
-   low-res logits, never a full-size mask. On a CPU the batches of a crop run on two
-   worker threads (``batches.py``);
+   original resolution come from the crop's upscaler: for SAM's geometry the
+   :class:`~sam_widget.engine.amg.upsample.TiledUpscaler` (the same numbers as upscaling
+   the logits, up to float rounding, but only tiles that a mask boundary crosses are
+   evaluated pixel by pixel), for other geometries ``geometry.upscale`` itself. What is
+   kept of a candidate is its low-res logits, never a full-size mask. On a CPU the
+   batches of a crop run on two worker threads (``batches.run_batches``);
 4. after box NMS (within a crop, then across crops) only the final masks are rendered at
    full resolution and encoded.
 """
@@ -31,8 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...models.sam.lowrank import prepare_lowrank
-from ...models.sam.sam import Sam
+from ...models.interface import SegmentModel
 from ..images import to_rgb_uint8
 from ..predictor import SamPredictor
 from .batches import CHUNK, Filters, GridBatch, run_batches
@@ -47,7 +52,7 @@ from .postprocess import (
     require_scipy,
 )
 from .rle import counts_to_string, mask_to_rle
-from .upsample import TiledUpscaler
+from .upsample import Upscaler, make_upscaler
 
 __all__ = ["SamAutomaticMaskGenerator"]
 
@@ -58,14 +63,15 @@ _OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 @dataclass
 class _Crop:
     box: list[int]  # XYXY in the image
-    upscaler: TiledUpscaler  # low-res logits -> this crop at original resolution
+    upscaler: Upscaler  # low-res logits -> this crop at original resolution
 
 
 class SamAutomaticMaskGenerator:
     """Generate masks for everything in an image from a grid of point prompts.
 
-    ``model`` is a ``Sam`` or a ``SamPredictor`` (whose model, and embedding cache if any,
-    are used; its own current image is left untouched). Parameters as in the published
+    ``model`` is a model of any registered family (``build_sam``) or a ``SamPredictor``
+    (whose model, and embedding cache if any, are used; its own current image is left
+    untouched). Parameters as in the published
     generator:
 
     - ``points_per_side`` (or explicit ``point_grids``, one (N, 2) array in [0, 1] per crop
@@ -104,11 +110,15 @@ class SamAutomaticMaskGenerator:
         if isinstance(model, SamPredictor):
             # Only its pure compute_embedding (and thereby its cache) is used.
             self.predictor = model
-        elif isinstance(model, Sam):
-            self.predictor = SamPredictor(model)
         else:
-            raise TypeError(f"model must be a Sam or a SamPredictor, got {type(model).__name__}")
-        self.model: Sam = self.predictor.model
+            try:
+                self.predictor = SamPredictor(model)
+            except TypeError:
+                raise TypeError(
+                    "model must be a model built by build_sam or a SamPredictor, got "
+                    f"{type(model).__name__}"
+                ) from None
+        self.model: SegmentModel = self.predictor.model
         self.crop_n_layers = check_positive_int("crop_n_layers", crop_n_layers, minimum=0)
         if (points_per_side is None) == (point_grids is None):
             raise ValueError("give exactly one of points_per_side and point_grids")
@@ -228,12 +238,13 @@ class SamAutomaticMaskGenerator:
         crop_hw = (y1 - y0, x1 - x0)
         emb = self.predictor.compute_embedding(crop_img)
         input_size = (int(emb.input_size[0]), int(emb.input_size[1]))
-        ctx = prepare_lowrank(model, emb.features.to(device))
+        with torch.no_grad():
+            ctx = model.prepare({n: t.to(device) for n, t in emb.named_features.items()})
         # Grid in [0, 1] -> crop pixels (XY) -> model input frame.
         points = self.point_grids[layer] * np.array([[crop_hw[1], crop_hw[0]]], dtype=np.float64)
-        model_points = self.predictor.transform.apply_coords(points, crop_hw)
-        low_hw = (4 * ctx.size[0], 4 * ctx.size[1])
-        upscaler = TiledUpscaler(low_hw, model.img_size, input_size, crop_hw, device=device)
+        model_points = model.geometry.apply_coords(points, crop_hw)
+        low_hw = (int(model.low_res_size[0]), int(model.low_res_size[1]))
+        upscaler = make_upscaler(model.geometry, low_hw, input_size, crop_hw, device)
         filters = Filters(
             self.points_per_batch,
             self.pred_iou_thresh,
@@ -242,7 +253,7 @@ class SamAutomaticMaskGenerator:
             float(model.mask_threshold),
         )
         image_wh = (img.shape[1], img.shape[0])
-        batch = GridBatch(filters, ctx, upscaler, points, model_points, box, image_wh, index)
+        batch = GridBatch(filters, model, ctx, upscaler, points, model_points, box, image_wh, index)
         starts = range(0, len(points), self.points_per_batch)
         parts = run_batches(batch, starts, tick, device=device)
         data = Candidates.cat(parts, low_hw, device)

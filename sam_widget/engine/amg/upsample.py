@@ -28,7 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TiledUpscaler"]
+from ...models.geometry import ResizeLongestSide
+from ...models.interface import ImageGeometry
+from .postprocess import masks_to_boxes
+
+__all__ = ["PlainUpscaler", "TiledUpscaler", "Upscaler", "make_upscaler"]
 
 
 def _stage_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -325,3 +329,63 @@ class TiledUpscaler:
         # N x Tr x Tc x t x t -> N x Tr x t x Tc x t -> N x (Tr t) x (Tc t), then crop
         out = grid.permute(0, 1, 3, 2, 4).reshape(n, nr * t, nc * t)
         return out[:, : self.out_size[0], : self.out_size[1]]
+
+
+class PlainUpscaler:
+    """The same three questions as :class:`TiledUpscaler` (``need``, ``stats``, ``masks``),
+    answered by upscaling every pixel with the model's ``geometry.upscale``: the path for a
+    family whose geometry has no tiled form (anything but ``ResizeLongestSide``).
+
+    ``input_size``: the crop in the model's input frame; ``out_size``: (H, W) of the crop in
+    the original image.
+    """
+
+    need: tuple[int, int] | None = None  # every low-res logit is read
+
+    def __init__(
+        self, geometry: ImageGeometry, input_size: Sequence[int], out_size: Sequence[int]
+    ) -> None:
+        self.geometry = geometry
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.out_size = (int(out_size[0]), int(out_size[1]))
+
+    def _logits(self, low: torch.Tensor) -> torch.Tensor:
+        # N x h x w -> N x 1 x h x w -> N x 1 x H x W -> N x H x W
+        up = self.geometry.upscale(low[:, None].float(), self.input_size, self.out_size)
+        return up[:, 0]
+
+    def stats(
+        self, low: torch.Tensor, threshold: float, offset: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 2) int64 counts above ``threshold + offset`` and ``threshold - offset``, and
+        (N, 4) int64 XYXY boxes (inclusive) of the pixels above ``threshold``."""
+        up = self._logits(low)
+        counts = torch.stack(
+            [
+                (up > threshold + offset).sum(dim=(1, 2)),
+                (up > threshold - offset).sum(dim=(1, 2)),
+            ],
+            dim=1,
+        ).to(torch.int64)
+        return counts, masks_to_boxes(up > threshold)
+
+    def masks(self, low: torch.Tensor, threshold: float) -> torch.Tensor:
+        """(N, H, W) bool masks of the upscaled logits above ``threshold``."""
+        return self._logits(low) > threshold
+
+
+Upscaler = TiledUpscaler | PlainUpscaler
+
+
+def make_upscaler(
+    geometry: ImageGeometry,
+    low_hw: Sequence[int],
+    input_size: Sequence[int],
+    out_size: Sequence[int],
+    device: torch.device,
+) -> Upscaler:
+    """The tiled upscaler when ``geometry`` is SAM's ``ResizeLongestSide`` (its exact
+    tiled form), else the plain one."""
+    if isinstance(geometry, ResizeLongestSide):
+        return TiledUpscaler(low_hw, geometry.target_length, input_size, out_size, device=device)
+    return PlainUpscaler(geometry, input_size, out_size)

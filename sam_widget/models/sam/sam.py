@@ -9,6 +9,7 @@ uses; see docs/ARCHITECTURE.md ("Model contract").
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Sam"]
 
+_BLOCK_NAME = re.compile(r"(^|\.)blocks\.\d+$")
 _PIXEL_MEAN = (123.675, 116.28, 103.53)
 _PIXEL_STD = (58.395, 57.12, 57.375)
 
@@ -128,7 +130,7 @@ class Sam(nn.Module):
         """The image encoder's blocks in the order they run (progress reporting): ViT
         ``blocks.<i>``, TinyViT ``layers.<j>.blocks.<i>``."""
         enc = self.image_encoder
-        blocks = [m for name, m in enc.named_modules() if name.rsplit(".", 2)[-2:-1] == ["blocks"]]
+        blocks = [m for name, m in enc.named_modules() if _BLOCK_NAME.search(name)]
         return blocks or list(enc.children())
 
     # ---------------------------------------------------------------------------------
