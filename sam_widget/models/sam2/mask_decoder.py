@@ -52,13 +52,13 @@ class DecoderOutput:
     """All of the decoder's outputs for B prompts.
 
     ``masks``: B x C x 256 x 256 logits and ``iou``: B x C (sigmoid) after the multimask /
-    single-mask choice; ``object_score``: B x 1 logit that an object is present (the
-    published image predictor computes and ignores it).
+    single-mask choice; ``object_score``: B x 1 logit that an object is present, when asked
+    for (the published image predictor computes and ignores it), else None.
     """
 
     masks: torch.Tensor
     iou: torch.Tensor
-    object_score: torch.Tensor
+    object_score: torch.Tensor | None
 
 
 class Sam2MaskDecoder(nn.Module):
@@ -133,15 +133,36 @@ class Sam2MaskDecoder(nn.Module):
         )
         return tokens.unsqueeze(0).expand(batch, -1, -1)
 
+    def _hypernetworks(self, mask_tokens: torch.Tensor) -> torch.Tensor:
+        """B x T x C mask tokens -> B x T x C/8: token t through its own 3-layer MLP
+        (``output_hypernetworks_mlps[t]``), all T at once as batched matmuls."""
+        mlps = [m for m in self.output_hypernetworks_mlps if isinstance(m, MLP)]
+        depth = len(mlps[0].layers)
+        # T x B x C: one batch entry per token's MLP
+        x = mask_tokens.transpose(0, 1)
+        for i in range(depth):
+            layers = [layer for m in mlps if isinstance(layer := m.layers[i], nn.Linear)]
+            # T x C_in x C_out weights (Linear stores C_out x C_in) and T x 1 x C_out biases
+            weight = torch.stack([layer.weight for layer in layers]).transpose(1, 2)
+            bias = torch.stack([layer.bias for layer in layers]).unsqueeze(1)
+            x = torch.baddbmm(bias, x, weight)
+            if i < depth - 1:
+                x = torch.relu(x)
+        return x.transpose(0, 1)  # T x B x C/8 -> B x T x C/8
+
     def decode(
         self,
         ctx: Sam2ImageContext,
         sparse: torch.Tensor,
         dense: torch.Tensor | None,
         multimask: bool,
+        *,
+        object_score: bool = False,
     ) -> DecoderOutput:
         """``sparse``: B x N x C prompt tokens; ``dense``: B x C x 64 x 64 mask-prompt
-        embedding or None (no mask prompt: the prepared context is used)."""
+        embedding or None (no mask prompt: the prepared context is used). The object-score
+        head runs only with ``object_score=True`` (image prediction does not use it);
+        otherwise ``DecoderOutput.object_score`` is None."""
         batch = sparse.shape[0]
         tokens = torch.cat([self._output_tokens(batch), sparse], dim=1)
         if dense is None:
@@ -152,22 +173,19 @@ class Sam2MaskDecoder(nn.Module):
         # B x 4H x 4W x C/8, channels last
         x = upscale_masks_features(keys, (h, w), self.output_upscaling, ctx.skip_s1, ctx.skip_s0)
         mask_tokens = hs[:, 2 : 2 + self.num_mask_tokens, :]
-        hyper = torch.stack(
-            [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
-            dim=1,
-        )
+        hyper = self._hypernetworks(mask_tokens)
         b, hh, ww, c8 = x.shape
         # B x T x C/8 @ (B x HW x C/8)^T -> B x T x HW -> B x T x H x W
         masks = (hyper @ x.view(b, hh * ww, c8).transpose(1, 2)).view(b, -1, hh, ww)
         iou = torch.sigmoid(self.iou_prediction_head(hs[:, 1, :]))
-        object_score = self.pred_obj_score_head(hs[:, 0, :])
+        score = self.pred_obj_score_head(hs[:, 0, :]) if object_score else None
         if multimask:
             masks, iou = masks[:, 1:], iou[:, 1:]
         elif not self.training:
             masks, iou = self._dynamic_single_mask(masks, iou)
         else:
             masks, iou = masks[:, :1], iou[:, :1]
-        return DecoderOutput(masks, iou, object_score)
+        return DecoderOutput(masks, iou, score)
 
     def stability_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """... x H x W logits -> ... IoU of the masks at +delta and -delta (1 when empty)."""

@@ -214,7 +214,7 @@ class Sam2(nn.Module):
     ) -> DecoderOutput:
         """:meth:`decode` with the object-score logit too (:class:`DecoderOutput`)."""
         sparse, dense = self.sam_prompt_encoder.embed_prompts(coords, labels, boxes, mask_input)
-        return self.sam_mask_decoder.decode(ctx, sparse, dense, multimask)
+        return self.sam_mask_decoder.decode(ctx, sparse, dense, multimask, object_score=True)
 
     def decode(
         self,
@@ -228,7 +228,8 @@ class Sam2(nn.Module):
         """Prompts in the 1024 x 1024 input frame -> (low-res logits B x C x 256 x 256, not
         clamped; IoU B x C). Box corners go before the clicks as labelled points; with
         ``multimask`` False the stability fallback applies (see ``mask_decoder.py``)."""
-        out = self.decode_full(ctx, coords, labels, boxes, mask_input, multimask)
+        sparse, dense = self.sam_prompt_encoder.embed_prompts(coords, labels, boxes, mask_input)
+        out = self.sam_mask_decoder.decode(ctx, sparse, dense, multimask)
         return out.masks, out.iou
 
     def decode_points(
