@@ -297,7 +297,8 @@ def test_unknown_kwargs_and_bad_models() -> None:
         SamWidget(IMG, model="tiny", colour="red")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         SamWidget(IMG, model="tiny", layout_=None)  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="unknown model variant .vit_zz.; known variants: .*sam2.1_hiera_t"):
+    known = "unknown model variant .vit_zz.; known variants: .*sam2.1_hiera_t"
+    with pytest.raises(ValueError, match=known):
         SamWidget(IMG, model="vit_zz")
     with pytest.raises(TypeError, match="model must be"):
         SamWidget(IMG, model=3.5)
