@@ -3,6 +3,7 @@
  * decoding, and the stale-drop rule for object masks.
  */
 import { type BufferLike, decodeLabels, decodeMask } from "./codec";
+import { type ExplainMessage, parseExplain } from "./explain";
 import type { PromptState } from "./state";
 
 export interface MaskMessage {
@@ -36,6 +37,7 @@ export type KernelMessage =
   | MaskMessage
   | HoverMaskMessage
   | EverythingMessage
+  | ExplainMessage
   | { type: "clear_everything" };
 
 function isInt(v: unknown): v is number {
@@ -85,6 +87,8 @@ export function parseMessage(msg: unknown): KernelMessage | null {
       };
     case "clear_everything":
       return { type: "clear_everything" };
+    case "explain":
+      return parseExplain(r);
     default:
       return null;
   }

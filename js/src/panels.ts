@@ -11,6 +11,8 @@ import { activeObject, hasPrompts, type PromptState } from "./state";
 export interface ToolbarState {
   mode: InputMode;
   hover: boolean;
+  /** The Explain panel is on. */
+  explain?: boolean;
   canUndo: boolean;
   canRedo: boolean;
   hasImage: boolean;
@@ -42,6 +44,7 @@ export function updateToolbar(dom: Dom, t: ToolbarState): void {
   const b = dom.buttons;
   for (const m of ["positive", "negative", "box", "pan"] as const) setPressed(b[m], t.mode === m);
   setPressed(b.hover, t.hover);
+  setPressed(b.explain, !!t.explain);
   b.undo.disabled = !t.canUndo;
   b.redo.disabled = !t.canRedo;
   const active = activeObject(t.state);

@@ -8,6 +8,7 @@ import { asBytes, type BufferLike } from "./codec";
 import { clampView, resetView, stageSize, type View, zoomAt } from "./coords";
 import { buildDom, type Dom } from "./dom";
 import { Disposer } from "./disposer";
+import { acceptExplain, ExplainPanel } from "./explain";
 import { drawMarkers, drawOverImage, markerShapes, prepareCanvas } from "./draw";
 import { IDLE, type Gesture, type InputMode } from "./gesture";
 import { bindInput } from "./input";
@@ -46,6 +47,8 @@ export class SamView {
   readonly layers = new MaskLayers();
   readonly throttle: HoverThrottle;
   readonly settings: ReturnType<typeof buildSettings>;
+  /** The Explain panel below the candidates (shown while the `explain` trait is on). */
+  readonly explain = new ExplainPanel();
   private image: ImageBitmap | HTMLImageElement | null = null;
   private imageToken = 0;
   private localError = "";
@@ -69,6 +72,8 @@ export class SamView {
       run: () => this.send({ type: "segment_everything" }),
     });
     this.dom.root.appendChild(this.settings.el);
+    this.dom.candidates.after(this.explain.el);
+    this.explain.setVisible(!!model.get("explain"));
     this.disposer.add(() => this.dom.root.remove());
     this.throttle = new HoverThrottle({
       send: (seq, x, y) => this.model.send({ type: "hover", seq, x, y }),
@@ -94,6 +99,10 @@ export class SamView {
     on("change:width", () => this.layout());
     on("change:height", () => this.layout());
     on("change:opacity", () => this.refresh("overlay", "hover"));
+    on("change:explain", () => {
+      this.explain.setVisible(!!this.model.get("explain"));
+      this.updatePanels();
+    });
     on("change:hover", () => {
       if (!this.model.get("hover")) this.clearHover();
       this.updatePanels();
@@ -179,6 +188,7 @@ export class SamView {
     updateToolbar(this.dom, {
       mode: this.mode,
       hover: !!this.model.get("hover"),
+      explain: !!this.model.get("explain"),
       canUndo: !!this.model.get("can_undo"),
       canRedo: !!this.model.get("can_redo"),
       hasImage,
@@ -254,6 +264,11 @@ export class SamView {
         this.drawNow("overlay");
         this.emit("sam-drawn", { kind: "everything", objectId: -1, seq: -1, count: msg.count, time: performance.now() });
         this.updatePanels();
+      } else if (msg.type === "explain") {
+        // Only the active object's current decode, and only while the panel is on.
+        if (!this.model.get("explain") || !acceptExplain(msg, imageId, this.state)) return;
+        this.explain.show(msg, buffers);
+        this.emit("sam-drawn", { kind: "explain", objectId: msg.object_id, seq: msg.seq, time: performance.now() });
       } else if (msg.type === "clear_everything") {
         this.hideEverything();
       }
@@ -289,6 +304,7 @@ export class SamView {
 
   private onNewImage(): void {
     this.layers.reset();
+    this.explain.clear();
     this.everythingCount = null;
     if (this.mode === "keep") this.mode = "positive";
     this.throttle.clear();
