@@ -83,8 +83,8 @@ def why_text(multimask: bool, shown: int, picked: bool) -> str:
     """Why mask ``shown`` (0..3) is the one the widget shows (the rule of :mod:`.chain`)."""
     if not multimask:
         return (
-            "More than one prompt is not ambiguous: the single-mask output (mask 0) is used"
-            " (refined with the previous mask when refinement is on)."
+            "Several prompts (or a box) are not ambiguous: the single-mask output (mask 0)"
+            " is used, refined with the previous mask when refinement is on."
         )
     if picked:
         return f"One point is ambiguous: 3 candidates; you picked mask {shown}."
