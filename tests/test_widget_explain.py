@@ -169,3 +169,49 @@ def test_stale_explanations_are_dropped() -> None:
 def test_explain_argument_is_checked() -> None:
     with pytest.raises(TypeError, match="explain must be a bool"):
         SamWidget(_image(), model="tiny", explain="yes")  # type: ignore[arg-type]
+
+
+def _labels(buf: bytes, h: int, w: int) -> np.ndarray:
+    import zlib
+
+    return np.frombuffer(zlib.decompress(buf), dtype="<u2").reshape(h, w)
+
+
+def test_explain_everything_sends_grid_and_every_stage() -> None:
+    # quality filters off (the untrained model's scores are low) so that masks survive
+    params = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+    w = SamWidget(_image(), model="tiny", everything=params)
+    sent = _Sent(w)
+    try:
+        w.wait(60)
+        amg = w.explain_everything().result(120)
+        (content, buffers), *_ = sent.of("explain_everything")
+        assert content["image_id"] == w.image_id
+        assert len(content["grid"]) == 16  # 4 x 4 points, one crop
+        xs, ys = zip(*content["grid"], strict=True)
+        assert 0 < min(xs) < max(xs) < 64 and 0 < min(ys) < max(ys) < 48
+        names = [s["name"] for s in content["stages"]]
+        assert names == [s.name for s in amg.stages]
+        counts = [s["count"] for s in content["stages"]]
+        assert counts == [s.count for s in amg.stages]
+        assert counts[0] == 48 and 0 < counts[-1] < counts[0]  # NMS removed some, not all
+        # each stage removes what it says from the one before; counts never grow
+        before = [content["decoded"], *counts[:-1]]
+        assert [s["removed"] for s in content["stages"]] == [
+            b - c for b, c in zip(before, counts, strict=True)
+        ]
+        assert len(buffers) == len(names)
+        h, wd = content["height"], content["width"]
+        assert (h, wd) == (w.mask_height, w.mask_width)
+        for stage, buf in zip(content["stages"], buffers, strict=True):
+            labels = _labels(buf, h, wd)
+            assert labels.max() <= stage["count"]
+        # The last stage is what segment-everything shows: same area covered.
+        w.segment_everything().result(120)
+        _until(lambda: bool(sent.of("everything")))
+        (ev, ev_buffers), *_ = sent.of("everything")
+        assert ev["count"] == counts[-1]
+        final = _labels(buffers[-1], h, wd)
+        np.testing.assert_array_equal(final > 0, _labels(ev_buffers[0], h, wd) > 0)
+    finally:
+        w.close()

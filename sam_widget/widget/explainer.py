@@ -9,6 +9,10 @@ panel was switched off. The trace reuses the predictor's image embedding
 the explained masks are the widget's masks. The embedding PCA is sent once per image (again
 after ``resend``).
 
+``submit_everything`` explains segment-everything stage by stage
+(:func:`sam_widget.explain.explain_amg`, the same thread, after any pending decode job) and
+sends :func:`.explain_everything.everything_message` unless the image changed meanwhile.
+
 Talks back only through ``send`` and ``report``; knows the :class:`~.session.Session` for
 the predictor and the current ``seq`` of each object.
 """
@@ -19,14 +23,17 @@ import atexit
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..explain.amg import AmgExplanation, explain_amg
 from ..explain.decode import explain
 from ..explain.pca import embedding_pca
 from .chain import Prompt
+from .explain_everything import everything_message
 from .explain_message import explain_message
 from .session import Session
 from .updates import MaskUpdate
@@ -46,6 +53,15 @@ def _close_all() -> None:
 class _Job:
     update: MaskUpdate
     prompt: Prompt
+
+
+@dataclass(frozen=True)
+class _AmgJob:
+    params: dict[str, Any]
+    image_id: int
+    image: np.ndarray
+    display: tuple[int, int]  # (h, w) of the browser's masks
+    future: Future[AmgExplanation]
 
 
 class Explainer:
@@ -75,6 +91,7 @@ class Explainer:
         self._report = report
         self._cond = threading.Condition()
         self._job: _Job | None = None
+        self._amg: _AmgJob | None = None
         self._busy = False
         self._closed = False
         self._pca_sent = -1  # image id whose PCA the browser has
@@ -91,6 +108,23 @@ class Explainer:
             self._job = _Job(update, Prompt.from_object(obj))
             self._cond.notify_all()
 
+    def submit_everything(
+        self, params: dict[str, Any], image_id: int, image: np.ndarray, display: tuple[int, int]
+    ) -> Future[AmgExplanation]:
+        """Explain segment-everything with ``params`` (generator keywords) on ``image``
+        (the session's image ``image_id``); ``display``: (h, w) of the browser's masks.
+        A request still waiting is replaced (its future is cancelled)."""
+        future: Future[AmgExplanation] = Future()
+        future.set_running_or_notify_cancel()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the widget is closed.")
+            old, self._amg = self._amg, _AmgJob(dict(params), image_id, image, display, future)
+            self._cond.notify_all()
+        if old is not None:
+            old.future.set_exception(CancelledError("a newer request replaced it"))
+        return future
+
     def resend(self) -> None:
         """A new view: send the PCA again with the next explanation."""
         with self._cond:
@@ -98,17 +132,22 @@ class Explainer:
 
     def idle(self) -> bool:
         with self._cond:
-            return self._job is None and not self._busy
+            return self._job is None and self._amg is None and not self._busy
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self._job is None and not self._busy, timeout)
+            return self._cond.wait_for(
+                lambda: self._job is None and self._amg is None and not self._busy, timeout
+            )
 
     def close(self, timeout: float | None = 10.0) -> None:
         with self._cond:
             self._closed = True
             self._job = None
+            amg, self._amg = self._amg, None
             self._cond.notify_all()
+        if amg is not None:
+            amg.future.set_exception(CancelledError("the widget was closed"))
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -120,16 +159,27 @@ class Explainer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._job is not None)
+                self._cond.wait_for(
+                    lambda: self._closed or self._job is not None or self._amg is not None
+                )
                 if self._closed:
                     return
                 job, self._job = self._job, None
+                amg = None if job is not None else self._amg
+                if amg is not None:
+                    self._amg = None
                 self._busy = True
             try:
                 if job is not None and self._current(job.update):
                     self._explain(job)
+                if amg is not None:
+                    self._explain_everything(amg)
             except Exception as exc:
-                self._report("Explaining the mask failed", exc)
+                if amg is not None:
+                    amg.future.set_exception(exc)
+                    self._report("Explaining segment-everything failed", exc)
+                else:
+                    self._report("Explaining the mask failed", exc)
             finally:
                 with self._cond:
                     self._busy = False
@@ -176,3 +226,21 @@ class Explainer:
         self._send(content, buffers)
         if pca is not None:
             self._pca_sent = update.image_id
+
+    def _explain_everything(self, job: _AmgJob) -> None:
+        from ..engine.amg import SamAutomaticMaskGenerator
+
+        session = self._session
+        session.wait_ready()
+        if session.image_id != job.image_id:
+            job.future.set_exception(CancelledError("the image changed"))
+            return
+        generator = SamAutomaticMaskGenerator(session.predictor, **job.params)
+        amg = explain_amg(generator, job.image)
+        if session.image_id != job.image_id:
+            job.future.set_exception(CancelledError("the image changed"))
+            return
+        h, w = job.display
+        content, buffers = everything_message(amg, image_id=job.image_id, height=h, width=w)
+        self._send(content, buffers)
+        job.future.set_result(amg)

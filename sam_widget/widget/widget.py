@@ -44,6 +44,7 @@ import numpy as np
 import traitlets
 
 from ..engine.images import to_rgb_uint8
+from ..explain.amg import AmgExplanation
 from . import persist
 from .codec import encode_image
 from .everything import Everything, EverythingCallbacks
@@ -631,6 +632,20 @@ class SamWidget(anywidget.AnyWidget):
         self._check_open()
         (x, y), candidate = self._everything.choose(index)
         return self.new_object(points=[[x, y]], labels=[1], candidate=candidate)
+
+    def explain_everything(self) -> Future[AmgExplanation]:
+        """Explain segment-everything (``everything_params``) stage by stage, in the
+        background: the Explain panel gets the point grid and each filter stage's masks
+        (:mod:`sam_widget.widget.explain_everything`); the future gives the
+        :class:`~sam_widget.explain.AmgExplanation`. Costs one or two generator runs."""
+        self._check_open()
+        with self._lock:
+            params = check_everything_params(self.everything_params)
+            image_id, image = int(self.image_id), self._rgb
+        if image is None:
+            raise RuntimeError("the widget has no image.")
+        display = (int(self.mask_height), int(self.mask_width))
+        return self._explainer.submit_everything(params, image_id, image, display)
 
     def clear_everything(self) -> None:
         """Hide the segment-everything overlay."""
