@@ -3,12 +3,16 @@
  * the active object's last decode (docs/ARCHITECTURE.md, "Widget protocol", `explain`).
  *
  * Pure parts: `parseExplain` (content check), `acceptExplain` (stale-drop: image, object,
- * seq), `explainCaptions` (the text of the 4 mask tiles), `pngDataUrl`. The DOM part,
+ * seq), `explainCaptions` (the text of the 4 mask tiles), `pngDataUrl`; for
+ * segment-everything `parseExplainEverything`, `stageLabel` and `drawGrid` (the point grid
+ * over the image). The panel's stage selector (`button[data-stage=K]`) calls `onStage`. The DOM part,
  * `ExplainPanel`, rewrites its children from one accepted message; the embedding PCA comes
  * once per image and is kept until the image changes.
  */
 import { asBytes, type BufferLike } from "./codec";
+import { imageToStage, type View } from "./coords";
 import { h } from "./dom";
+import { useStageSpace } from "./draw";
 import type { PromptState } from "./state";
 
 export interface ExplainMessage {
@@ -91,9 +95,81 @@ export function pngDataUrl(buf: BufferLike): string {
   return `data:image/png;base64,${btoa(bin)}`;
 }
 
+export interface AmgStageInfo {
+  name: string;
+  description: string;
+  count: number;
+  removed: number;
+}
+
+export interface ExplainEverythingMessage {
+  type: "explain_everything";
+  image_id: number;
+  width: number;
+  height: number;
+  /** Point prompts of every crop, XY image px. */
+  grid: [number, number][];
+  decoded: number;
+  /** One label map buffer per stage, in this order. */
+  stages: AmgStageInfo[];
+}
+
+/** Validate an `explain_everything` message's content; malformed content gives null. */
+export function parseExplainEverything(r: Record<string, unknown>): ExplainEverythingMessage | null {
+  if (r.type !== "explain_everything" || !isInt(r.image_id) || !isInt(r.decoded)) return null;
+  if (!isInt(r.width) || !isInt(r.height) || r.width < 0 || r.height < 0) return null;
+  if (!Array.isArray(r.grid) || !Array.isArray(r.stages)) return null;
+  const grid = r.grid.filter(
+    (p): p is [number, number] => Array.isArray(p) && p.length === 2 && p.every((v) => typeof v === "number"),
+  );
+  const stages = r.stages.filter(
+    (s): s is AmgStageInfo => !!s && typeof s === "object" && typeof s.name === "string" && isInt(s.count),
+  );
+  if (grid.length !== r.grid.length || stages.length !== r.stages.length) return null;
+  return {
+    type: "explain_everything",
+    image_id: r.image_id,
+    width: r.width,
+    height: r.height,
+    grid,
+    decoded: r.decoded,
+    stages: stages.map((s) => ({
+      name: s.name,
+      description: typeof s.description === "string" ? s.description : "",
+      count: s.count,
+      removed: isInt(s.removed) ? s.removed : 0,
+    })),
+  };
+}
+
+/** A stage button's text: "name: count (-removed)". */
+export function stageLabel(s: AmgStageInfo): string {
+  return `${s.name.replace(/_/g, " ")}: ${s.count}${s.removed > 0 ? ` (−${s.removed})` : ""}`;
+}
+
+/** Dots at the grid's points, over the markers (stage space). */
+export function drawGrid(ctx: CanvasRenderingContext2D, view: View, grid: readonly [number, number][]): void {
+  useStageSpace(ctx, view);
+  ctx.fillStyle = "rgba(255,255,255,0.9)";
+  ctx.strokeStyle = "rgba(0,0,0,0.8)";
+  ctx.lineWidth = 1;
+  for (const [x, y] of grid) {
+    const [sx, sy] = imageToStage(view, x, y);
+    ctx.beginPath();
+    ctx.arc(sx, sy, 2.5, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
+  }
+}
+
 /** The panel's DOM: rebuilt from each accepted message. */
 export class ExplainPanel {
   readonly el: HTMLDivElement;
+  /** Segment-everything part: the request button, then the stage selector. */
+  readonly everything: HTMLDivElement;
+  private readonly body: HTMLDivElement;
+  /** Called with the stage index a stage button selects. */
+  onStage: (index: number) => void = () => {};
   private pca: { imageId: number; url: string } | null = null;
   /** `image_id:object_id:seq` of the explanation on screen ("" before the first). */
   key = "";
@@ -101,7 +177,42 @@ export class ExplainPanel {
   constructor() {
     this.el = h("div", { class: "sam-explain", "aria-label": "Explain panel" });
     this.el.hidden = true;
+    this.body = h("div", { class: "sam-explain-body" });
+    this.everything = h("div", { class: "sam-explain-everything" });
+    this.el.append(this.body, this.everything);
+    this.everything.addEventListener("click", (e) => {
+      const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-stage]");
+      if (b) this.onStage(Number(b.dataset.stage));
+    });
     this.clear();
+  }
+
+  /** Show the stage selector of an `explain_everything` message, `selected` pressed. */
+  showStages(msg: ExplainEverythingMessage, selected: number): void {
+    this.everything.textContent = "";
+    this.everything.appendChild(this.requestButton("Explain again"));
+    const row = h("div", { class: "sam-explain-stages", role: "group", "aria-label": "Filter stages" });
+    row.appendChild(h("span", { class: "sam-label" }, `${msg.grid.length} grid points, ${msg.decoded} masks decoded →`));
+    msg.stages.forEach((s, k) => {
+      const b = h("button", { type: "button", "data-stage": String(k), title: s.description }, stageLabel(s));
+      b.setAttribute("aria-pressed", k === selected ? "true" : "false");
+      row.appendChild(b);
+    });
+    this.everything.appendChild(row);
+    const current = msg.stages[selected];
+    if (current) this.everything.appendChild(h("div", { class: "sam-explain-why" }, current.description));
+  }
+
+  private requestButton(label: string): HTMLButtonElement {
+    return h(
+      "button",
+      {
+        type: "button",
+        "data-action": "explain-everything",
+        title: "Segment everything stage by stage: the point grid and the masks left after each filter",
+      },
+      label,
+    );
   }
 
   setVisible(on: boolean): void {
@@ -112,8 +223,10 @@ export class ExplainPanel {
   clear(): void {
     this.pca = null;
     this.key = "";
-    this.el.textContent = "";
-    this.el.appendChild(h("div", { class: "sam-explain-title" }, "Explain: click an object"));
+    this.body.textContent = "";
+    this.body.appendChild(h("div", { class: "sam-explain-title" }, "Explain: click an object"));
+    this.everything.textContent = "";
+    this.everything.appendChild(this.requestButton("Explain segment-everything stages"));
   }
 
   show(msg: ExplainMessage, buffers: readonly BufferLike[]): void {
@@ -155,8 +268,8 @@ export class ExplainPanel {
     pe.appendChild(
       h("figcaption", {}, `positional encoding of the ${msg.token} token at (${x.toFixed(0)}, ${y.toFixed(0)}): 256 values`),
     );
-    this.el.textContent = "";
-    this.el.append(title, masks, why, maps, pe);
+    this.body.textContent = "";
+    this.body.append(title, masks, why, maps, pe);
     this.key = `${msg.image_id}:${msg.object_id}:${msg.seq}`;
     this.el.dataset.key = this.key;
   }

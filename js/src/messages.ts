@@ -3,7 +3,12 @@
  * decoding, and the stale-drop rule for object masks.
  */
 import { type BufferLike, decodeLabels, decodeMask } from "./codec";
-import { type ExplainMessage, parseExplain } from "./explain";
+import {
+  type ExplainEverythingMessage,
+  type ExplainMessage,
+  parseExplain,
+  parseExplainEverything,
+} from "./explain";
 import type { PromptState } from "./state";
 
 export interface MaskMessage {
@@ -38,6 +43,7 @@ export type KernelMessage =
   | HoverMaskMessage
   | EverythingMessage
   | ExplainMessage
+  | ExplainEverythingMessage
   | { type: "clear_everything" };
 
 function isInt(v: unknown): v is number {
@@ -89,6 +95,8 @@ export function parseMessage(msg: unknown): KernelMessage | null {
       return { type: "clear_everything" };
     case "explain":
       return parseExplain(r);
+    case "explain_everything":
+      return parseExplainEverything(r);
     default:
       return null;
   }

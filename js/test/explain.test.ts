@@ -1,6 +1,14 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import { acceptExplain, ExplainPanel, explainCaptions, parseExplain, pngDataUrl } from "../src/explain";
+import {
+  acceptExplain,
+  ExplainPanel,
+  explainCaptions,
+  parseExplain,
+  parseExplainEverything,
+  pngDataUrl,
+  stageLabel,
+} from "../src/explain";
 import { parseMessage } from "../src/messages";
 import { type PromptState, reduce } from "../src/state";
 
@@ -86,5 +94,61 @@ describe("ExplainPanel", () => {
     expect(panel.el.querySelector("[data-map=pca] img")).toBeNull();
     panel.clear();
     expect(panel.el.querySelectorAll("[data-mask]").length).toBe(0);
+  });
+});
+
+function stagesMessage(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    type: "explain_everything",
+    image_id: 3,
+    width: 8,
+    height: 4,
+    grid: [
+      [1.5, 1],
+      [6.5, 3],
+    ],
+    decoded: 6,
+    stages: [
+      { name: "candidates", description: "3 masks per grid point", count: 6, removed: 0 },
+      { name: "box_nms", description: "duplicates within a crop", count: 2, removed: 4 },
+    ],
+    ...over,
+  };
+}
+
+describe("segment-everything stages", () => {
+  it("parses the stages and the grid, and rejects malformed ones", () => {
+    const msg = parseMessage(stagesMessage());
+    expect(msg?.type).toBe("explain_everything");
+    if (msg?.type !== "explain_everything") throw new Error("unreachable");
+    expect(msg.grid).toEqual([
+      [1.5, 1],
+      [6.5, 3],
+    ]);
+    expect(msg.stages.map((s) => s.count)).toEqual([6, 2]);
+    expect(parseMessage(stagesMessage({ grid: [[1, "x"]] }))).toBeNull();
+    expect(parseMessage(stagesMessage({ stages: [{ name: "a", count: 1.5 }] }))).toBeNull();
+    expect(parseMessage(stagesMessage({ width: -1 }))).toBeNull();
+  });
+
+  it("labels a stage with its count and what it removed", () => {
+    expect(stageLabel({ name: "box_nms", description: "", count: 2, removed: 4 })).toBe("box nms: 2 (\u22124)");
+    expect(stageLabel({ name: "candidates", description: "", count: 6, removed: 0 })).toBe("candidates: 6");
+  });
+
+  it("shows a stage selector whose buttons call onStage", () => {
+    const panel = new ExplainPanel();
+    expect(panel.el.querySelector("button[data-action=explain-everything]")).not.toBeNull();
+    const chosen: number[] = [];
+    panel.onStage = (k) => chosen.push(k);
+    panel.showStages(parseExplainEverything(stagesMessage())!, 1);
+    const buttons = [...panel.el.querySelectorAll<HTMLButtonElement>("button[data-stage]")];
+    expect(buttons.map((b) => b.getAttribute("aria-pressed"))).toEqual(["false", "true"]);
+    expect(buttons[1].title).toBe("duplicates within a crop");
+    buttons[0].click();
+    expect(chosen).toEqual([0]);
+    // a decode's explanation does not wipe the stage selector
+    panel.show(parseExplain(message())!, []);
+    expect(panel.el.querySelectorAll("button[data-stage]").length).toBe(2);
   });
 });
