@@ -170,6 +170,8 @@ export class ExplainPanel {
   private readonly body: HTMLDivElement;
   /** Called with the stage index a stage button selects. */
   onStage: (index: number) => void = () => {};
+  /** Called when the user asks for the segment-everything explanation. */
+  onRequest: () => void = () => {};
   private pca: { imageId: number; url: string } | null = null;
   /** `image_id:object_id:seq` of the explanation on screen ("" before the first). */
   key = "";
@@ -181,8 +183,10 @@ export class ExplainPanel {
     this.everything = h("div", { class: "sam-explain-everything" });
     this.el.append(this.body, this.everything);
     this.everything.addEventListener("click", (e) => {
-      const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-stage]");
+      const t = e.target as HTMLElement;
+      const b = t.closest<HTMLButtonElement>("button[data-stage]");
       if (b) this.onStage(Number(b.dataset.stage));
+      else if (t.closest("button[data-action=explain-everything]")) this.onRequest();
     });
     this.clear();
   }

@@ -197,8 +197,6 @@ export function toolbarActions(
       return [{ kind: "toggleExplain" }];
     case "segment-everything":
       return [{ kind: "send", message: { type: "segment_everything" } }];
-    case "explain-everything":
-      return [{ kind: "send", message: { type: "explain_everything" } }];
     case "hide-everything":
       return [{ kind: "hideEverything" }];
     case "zoom-in":

@@ -77,6 +77,7 @@ export class SamView {
     this.dom.candidates.after(this.explain.el);
     this.explain.setVisible(!!model.get("explain"));
     this.explain.onStage = (k) => this.showStage(k);
+    this.explain.onRequest = () => this.send({ type: "explain_everything" });
     this.disposer.add(() => this.dom.root.remove());
     this.throttle = new HoverThrottle({
       send: (seq, x, y) => this.model.send({ type: "hover", seq, x, y }),

@@ -141,6 +141,10 @@ describe("segment-everything stages", () => {
     expect(panel.el.querySelector("button[data-action=explain-everything]")).not.toBeNull();
     const chosen: number[] = [];
     panel.onStage = (k) => chosen.push(k);
+    let asked = 0;
+    panel.onRequest = () => asked++;
+    panel.el.querySelector<HTMLButtonElement>("button[data-action=explain-everything]")!.click();
+    expect(asked).toBe(1);
     panel.showStages(parseExplainEverything(stagesMessage())!, 1);
     const buttons = [...panel.el.querySelectorAll<HTMLButtonElement>("button[data-stage]")];
     expect(buttons.map((b) => b.getAttribute("aria-pressed"))).toEqual(["false", "true"]);

@@ -70,6 +70,45 @@ def test_explain_panel_appears_and_follows_clicks(open_notebook):
     ARTIFACTS.mkdir(exist_ok=True)
     sam.root.screenshot(path=str(ARTIFACTS / "explain_panel.png"))
 
+    # Segment-everything, stage by stage: the grid over the image, a stage selector.
+    nb.kernel(
+        "w.everything_params = {'points_per_side': 6, 'pred_iou_thresh': 0.0,"
+        " 'stability_score_thresh': 0.0}"
+    )
+    n = sam.event_count()
+    panel.locator("button[data-action=explain-everything]").click()
+    sam.page.wait_for_function(
+        "(n) => window.__samEvents.slice(n)"
+        ".some((e) => e.type === 'sam-drawn' && e.kind === 'stage')",
+        arg=n,
+        timeout=120_000,
+    )
+    buttons = panel.locator("button[data-stage]")
+    assert buttons.count() == 6
+    # each stage's count is the one explain_amg gives in the kernel (computed here again)
+    counts = nb.kernel_json(
+        "list(explain_amg(SamAutomaticMaskGenerator(w.predictor, **w.everything_params), img)"
+        ".counts().values())[1:]",
+        setup="from sam_widget.explain import explain_amg\n"
+        "from sam_widget.engine.amg import SamAutomaticMaskGenerator",
+    )
+    texts = [buttons.nth(k).inner_text() for k in range(6)]
+    assert [int(t.split(":")[1].split("(")[0]) for t in texts] == counts, texts
+    assert buttons.nth(5).get_attribute("aria-pressed") == "true"  # the final stage first
+    # a grid point (6 x 6 grid: the first at 1/12 of the image) has a dot on the markers
+    assert sam.pixel(600 / 12, 400 / 12, layer="markers")[3] > 0
+    n = sam.event_count()
+    buttons.nth(0).click()  # all 3 x 36 candidates
+    sam.page.wait_for_function(
+        "(n) => window.__samEvents.slice(n).some((e) => e.type === 'sam-drawn'"
+        " && e.kind === 'stage' && e.stage === 'candidates' && e.count === 108)",
+        arg=n,
+        timeout=30_000,
+    )
+    assert buttons.nth(0).get_attribute("aria-pressed") == "true"
+    assert not sam.root.locator("button[data-action=keep]").is_enabled()  # not keepable
+    sam.root.screenshot(path=str(ARTIFACTS / "explain_stages.png"))
+
     # Off: the panel hides and the kernel stops explaining.
     sam.action("explain")
     nb.wait_kernel_true("w.explain is False", timeout=30)
