@@ -72,6 +72,8 @@ def test_explain_message_explains_the_decode_the_widget_ran() -> None:
         assert content["shown"] == 1 + update.candidate
         np.testing.assert_allclose(content["ious"][1:], update.scores, rtol=1e-4, atol=1e-5)
         assert "highest predicted IoU" in content["why"]
+        first = explain(w.predictor, point_coords=[[30, 20]], point_labels=[1])
+        np.testing.assert_array_equal(first.masks[content["shown"]], w.masks[0])
         names = content["images"]
         assert names == [
             "mask0",
