@@ -153,6 +153,7 @@ class SamWidget(anywidget.AnyWidget):
 
     Results: ``masks``, ``mask``, ``label_map()`` (later objects over earlier ones),
     ``scores``, ``mask_update(id)``, ``on_mask(callback)``, ``segment_everything``/``keep``,
+    ``explain_everything`` (the Explain panel's filter stages),
     ``save_masks``, ``export_coco``, ``to_dict``/``from_dict``/``load_dict``, ``history``.
     They block until the image is encoded (``wait()`` does too). ``close()`` stops the
     widget's threads (also done at interpreter exit); a closed widget refuses every call.
