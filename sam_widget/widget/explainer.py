@@ -6,7 +6,10 @@ this part's own thread: only the newest job is kept; a job is dropped when its o
 ``seq`` or the image changed meanwhile (checked before and after the work), or when the
 panel was switched off. The trace reuses the predictor's image embedding
 (:func:`sam_widget.explain.explain` with the decode's own prompts and ``mask_input``), so
-the explained masks are the widget's masks. The embedding PCA is sent once per image (again
+the explained masks are the widget's masks. The session's predictor is held only to take a
+:class:`_ImageView` of its current image (embedding, sizes); the trace runs on that view
+without the session's lock (the tracer adds no hooks to the model), so the next click's
+decode does not wait for it. The embedding PCA is sent once per image (again
 after ``resend``).
 
 ``submit_everything`` explains segment-everything stage by stage
@@ -36,7 +39,7 @@ from .chain import Prompt
 from .explain_everything import everything_message
 from .explain_message import explain_message
 from .session import Session
-from .updates import MaskUpdate
+from .updates import Frame, MaskUpdate, upscale
 
 __all__ = ["Explainer"]
 
@@ -47,6 +50,27 @@ _OPEN: weakref.WeakSet[Explainer] = weakref.WeakSet()
 def _close_all() -> None:
     for part in list(_OPEN):
         part.close(timeout=5.0)
+
+
+class _ImageView:
+    """What :func:`explain` reads of a predictor, fixed at one image: the model, the
+    embedding and the sizes, and ``upscale`` through the image's :class:`.updates.Frame`."""
+
+    is_image_set = True
+
+    def __init__(self, predictor: Any, frame: Frame) -> None:
+        self.model = predictor.model
+        self.device = predictor.device
+        self.original_size = frame.original_size
+        self.input_size = frame.input_size
+        self._features = predictor.get_image_embedding()  # 1 x C x h x w
+        self._frame = frame
+
+    def get_image_embedding(self) -> Any:
+        return self._features
+
+    def upscale(self, low_res_logits: Any, size: str = "original") -> Any:
+        return upscale(low_res_logits, self._frame, size)
 
 
 @dataclass(frozen=True)
@@ -193,21 +217,18 @@ class Explainer:
         labels = np.asarray(prompt.labels, dtype=np.int64) if prompt.points else None
         box = np.asarray(prompt.box, dtype=np.float64) if prompt.box is not None else None
 
-        def trace(predictor: Any) -> Any:
-            ex = explain(
-                predictor,
-                point_coords=points,
-                point_labels=labels,
-                box=box,
-                mask_input=None if mask_input is None else mask_input.detach().cpu().numpy(),
-            )
-            return ex, predictor.get_image_embedding()
-
-        traced = self._session.on_image(update.image_id, trace)
+        view = self._session.on_image(update.image_id, lambda p: _ImageView(p, update.frame))
         image, image_id = self._image()
-        if traced is None or image is None or image_id != update.image_id:
+        if view is None or image is None or image_id != update.image_id:
             return  # another image meanwhile
-        ex, embedding = traced
+        ex = explain(
+            view,
+            point_coords=points,
+            point_labels=labels,
+            box=box,
+            mask_input=None if mask_input is None else mask_input.detach().cpu().numpy(),
+        )
+        embedding = view.get_image_embedding()
         self.computed += 1
         pca = embedding_pca(embedding) if self._pca_sent != update.image_id else None
         content, buffers = explain_message(
