@@ -28,6 +28,7 @@ import torch
 from ...models.interface import SegmentModel
 from .candidates import Candidates
 from .crops import is_box_near_crop_edge
+from .m2m import refine_with_m2m
 from .upsample import Upscaler
 
 __all__ = ["CHUNK", "Filters", "GridBatch", "run_batches"]
@@ -48,6 +49,8 @@ class Filters:
     stability_score_thresh: float
     stability_score_offset: float
     mask_threshold: float
+    multimask: bool = True  # 3 candidates per point, else the family's single mask
+    use_m2m: bool = False  # refine every candidate once (m2m.py) before filtering
 
 
 class GridBatch:
@@ -86,14 +89,14 @@ class GridBatch:
         stop = start + f.points_per_batch
         # B x 2: one positive point per prompt, in the model's input frame.
         coords = torch.as_tensor(self.model_points[start:stop], dtype=torch.float32, device=device)
-        if self.hints:
+        if self.hints and not f.use_m2m:  # m2m reads every candidate's whole logits
             buffer: torch.Tensor | None = getattr(self.local, "buffer", None)
             # Masks only for prompts with a candidate above pred_iou_thresh (the others'
             # logits are left zero and never read: their candidates are filtered out below).
             low, iou = model.decode_points(  # type: ignore[call-arg]
                 self.ctx,
                 coords,
-                True,
+                f.multimask,
                 iou_thresh=f.pred_iou_thresh if f.pred_iou_thresh > 0 else None,
                 out=None if buffer is None else buffer[: len(coords)],
                 # only the logits the upscaler reads (not those of the padding)
@@ -103,10 +106,13 @@ class GridBatch:
                 # a 50 MB tensor per batch costs page faults; the candidates below are copies
                 self.local.buffer = low
         else:
-            low, iou = model.decode_points(self.ctx, coords, True)
+            low, iou = model.decode_points(self.ctx, coords, f.multimask)
         per_point = low.shape[1]
         low = low.flatten(0, 1)  # B x M x h x w -> BM x h x w (point-major)
         iou = iou.flatten(0, 1)  # B x M -> BM
+        if f.use_m2m:
+            cand_coords = coords.repeat_interleave(per_point, dim=0)  # B x 2 -> BM x 2
+            low, iou = refine_with_m2m(model, self.ctx, cand_coords, low, f.points_per_batch)
         batch_points = np.repeat(self.points[start:stop], per_point, axis=0)
         cand = torch.arange(len(iou), device=device)
         if f.pred_iou_thresh > 0.0:

@@ -58,6 +58,8 @@ __all__ = ["SamAutomaticMaskGenerator"]
 
 OutputMode = Literal["binary_mask", "uncompressed_rle", "coco_rle"]
 _OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+# The published generators' pred_iou_thresh per model family (the only default that differs).
+_DEFAULT_PRED_IOU_THRESH = {"sam": 0.88, "sam2": 0.8}
 
 
 @dataclass
@@ -77,7 +79,16 @@ class SamAutomaticMaskGenerator:
     - ``points_per_side`` (or explicit ``point_grids``, one (N, 2) array in [0, 1] per crop
       layer; exactly one of the two), ``points_per_batch`` prompts per decoder call;
     - ``pred_iou_thresh``, ``stability_score_thresh`` (with ``stability_score_offset``):
-      quality filters (a threshold of 0 disables the filter);
+      quality filters (a threshold of 0 disables the filter). ``pred_iou_thresh`` not given:
+      the published default of the model's family, 0.88 for SAM
+      (``segment_anything/automatic_mask_generator.py``), 0.8 for SAM 2
+      (``sam2/automatic_mask_generator.py``); it is the only default the two differ in;
+    - ``mask_threshold``: logit cut-off of masks and of the stability score (not given: the
+      model's ``mask_threshold``, 0.0, as both published generators);
+    - ``use_m2m`` (SAM 2's keyword, any family here): decode every candidate once more with
+      its point and its own logits as mask input, single-mask, then filter (``m2m.py``);
+    - ``multimask_output``: False decodes one mask per point (the family's single-mask
+      rule) instead of three;
     - ``box_nms_thresh`` / ``crop_nms_thresh``: box-IoU cut-offs of duplicate removal within
       a crop / between crops;
     - ``crop_n_layers``, ``crop_overlap_ratio``, ``crop_n_points_downscale_factor``: extra
@@ -94,9 +105,10 @@ class SamAutomaticMaskGenerator:
         model: Any,
         points_per_side: int | None = 32,
         points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.88,
+        pred_iou_thresh: float | None = None,
         stability_score_thresh: float = 0.95,
         stability_score_offset: float = 1.0,
+        mask_threshold: float | None = None,
         box_nms_thresh: float = 0.7,
         crop_n_layers: int = 0,
         crop_nms_thresh: float = 0.7,
@@ -106,6 +118,8 @@ class SamAutomaticMaskGenerator:
         min_mask_region_area: int = 0,
         output_mode: OutputMode = "binary_mask",
         progress: bool = False,
+        use_m2m: bool = False,
+        multimask_output: bool = True,
     ) -> None:
         if isinstance(model, SamPredictor):
             # Only its pure compute_embedding (and thereby its cache) is used.
@@ -134,7 +148,17 @@ class SamAutomaticMaskGenerator:
             assert point_grids is not None
             self.point_grids = self._check_grids(point_grids)
         self.points_per_batch = check_positive_int("points_per_batch", points_per_batch)
+        if pred_iou_thresh is None:
+            pred_iou_thresh = _DEFAULT_PRED_IOU_THRESH.get(self.model.family, 0.88)
         self.pred_iou_thresh = check_float("pred_iou_thresh", pred_iou_thresh, 0.0, 1.0)
+        if mask_threshold is None:
+            mask_threshold = float(self.model.mask_threshold)
+        self.mask_threshold = check_float("mask_threshold", mask_threshold, -math.inf, math.inf)
+        for name, flag in (("use_m2m", use_m2m), ("multimask_output", multimask_output)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        self.use_m2m = bool(use_m2m)
+        self.multimask_output = bool(multimask_output)
         self.stability_score_thresh = check_float(
             "stability_score_thresh", stability_score_thresh, 0.0, 1.0
         )
@@ -250,7 +274,9 @@ class SamAutomaticMaskGenerator:
             self.pred_iou_thresh,
             self.stability_score_thresh,
             self.stability_score_offset,
-            float(model.mask_threshold),
+            self.mask_threshold,
+            multimask=self.multimask_output,
+            use_m2m=self.use_m2m,
         )
         image_wh = (img.shape[1], img.shape[0])
         batch = GridBatch(filters, model, ctx, upscaler, points, model_points, box, image_wh, index)
@@ -268,7 +294,7 @@ class SamAutomaticMaskGenerator:
         self, kept: Candidates, crops: list[_Crop], size: tuple[int, int]
     ) -> Iterator[np.ndarray]:
         """Full-image (H, W) bool masks of the candidates, in order."""
-        thr = float(self.model.mask_threshold)
+        thr = self.mask_threshold
         for start, stop, crop_index in crop_runs(kept.crop, CHUNK):
             crop = crops[crop_index]
             x0, y0, x1, y1 = crop.box
