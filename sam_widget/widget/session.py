@@ -14,6 +14,9 @@ encode the current image, decode objects whose prompts changed, decode the hover
   replaced image is cancelled from its progress callback. Each prompt change costs one
   decoder run (:mod:`.chain`); replaying a loaded history (:meth:`Session.replay`) is the
   one job of many runs, and it is checked between them.
+- **Strokes** (brush/eraser) travel with the job and are applied to the decoded mask
+  (:class:`MaskUpdate`); a change of strokes alone finds its prompt's result in the object's
+  memo, so it costs no decoder run.
 - **Memory**: per object the session keeps its :class:`~.chain.ObjectMemo` (a few low-res
   results) and its last :class:`MaskUpdate`; both go when the object is deleted or its
   prompts are cleared, everything goes with a new image.
@@ -52,6 +55,7 @@ from .cancel import cancellable as _cancellable
 from .cancel import install_cancel_points as _install_cancel_points
 from .chain import ChainResult, ObjectMemo, Prompt, run_chain
 from .codec import encode_mask
+from .objects import copy_strokes
 from .updates import Frame, MaskUpdate, describe_error
 
 __all__ = ["Callbacks", "Frame", "MaskUpdate", "Session", "describe_error"]
@@ -79,6 +83,8 @@ class _Decode:
     prompt: Prompt
     # a given mask ((H, W) bool) and its score instead of a decode (see Session.show_mask)
     given: tuple[np.ndarray, float | None] | None = None
+    # the object's brush/eraser strokes, applied to the decoded mask (no decoder run)
+    strokes: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,11 @@ class _Hover:
     seq: int
     prompt: Prompt
     object_id: int  # whose stage cache to use (-1: none active)
+
+
+def _strokes_of(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The object's strokes, copied (a job must not see later edits of the dict)."""
+    return tuple(copy_strokes(obj.get("strokes") or ()))
 
 
 _OPEN: weakref.WeakSet[Session] = weakref.WeakSet()
@@ -166,11 +177,16 @@ class Session:
         """Queue a decode of ``obj`` (an object dict) for the current image (latest wins)."""
         oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
         with self._cond:
-            job = _Decode(self._image_id, oid, seq, prompt)
+            job = _Decode(self._image_id, oid, seq, prompt, strokes=_strokes_of(obj))
             queued = self._decodes.get(oid)
             if prompt.empty or not self.refine:
                 self._backlog.pop(oid, None)  # no state before this one matters any more
-            elif queued is not None and queued.image_id == job.image_id and queued.given is None:
+            elif (
+                queued is not None
+                and queued.image_id == job.image_id
+                and queued.given is None
+                and queued.prompt != prompt  # a stroke-only change: no prompt state to decode
+            ):
                 self._backlog.setdefault(oid, []).append(queued.prompt)
             self._seqs[job.object_id] = job.seq
             self._decodes[job.object_id] = job
@@ -399,7 +415,7 @@ class Session:
             if frame is None or frame.image_id != image_id:
                 raise RuntimeError("the image changed while its masks were being computed")
             result = self._chain(Prompt.from_object(obj), oid, frame.image_id)
-            update = MaskUpdate(oid, seq, frame, result)
+            update = MaskUpdate(oid, seq, frame, result, _strokes_of(obj))
         with self._cond:
             if self._seqs.get(oid) == seq and image_id == self._image_id:
                 self._results[oid] = update
@@ -591,7 +607,7 @@ class Session:
                     current = self._object_alive if self.refine else self._is_current_job
                     with _cancellable(lambda: not current(job)):
                         result = self._chain(job.prompt, job.object_id, job.image_id)
-                update = MaskUpdate(job.object_id, job.seq, frame, result)
+                update = MaskUpdate(job.object_id, job.seq, frame, result, job.strokes)
             buffer = encode_mask(update.display)
         except _Cancelled:
             return  # superseded while decoding

@@ -445,6 +445,19 @@ class SamWidget(anywidget.AnyWidget):
         object id."""
         return int(self._apply({"type": "setBox", "box": box, "id": object_id})["active"])
 
+    def paint(
+        self, points: Any, radius: float, erase: bool = False, object_id: int | None = None
+    ) -> int:
+        """Paint one brush stroke (``erase=True``: an eraser stroke) on the active (or given)
+        object: a round brush of ``radius`` pixels along ``points`` ((N, 2) XY, original-image
+        pixels; one point paints a disc). Creates an object when none is active; one history
+        step, no decoder run. Returns the object id."""
+        if hasattr(points, "tolist"):
+            points = points.tolist()
+        action = {"type": "addStroke", "points": points, "radius": radius, "erase": erase}
+        action["id"] = object_id
+        return int(self._apply(action)["active"])
+
     def pick_candidate(self, k: int | None, object_id: int | None = None) -> None:
         """Choose multimask candidate ``k`` (0..2; None: best predicted IoU) for the active
         (or given) object."""
