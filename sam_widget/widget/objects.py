@@ -179,7 +179,7 @@ def _strokes(value: Any, width: int, height: int, where: str) -> list[dict[str, 
         unknown = sorted(set(map(str, s)) - {"points", "radius", "erase"})
         if unknown:
             raise ValueError(f"{at} has unknown key(s) {unknown}; allowed: points, radius, erase.")
-        pts = s.get("points")
+        pts: Any = s.get("points")
         if hasattr(pts, "tolist"):
             pts = pts.tolist()
         if isinstance(pts, (str, bytes)) or not isinstance(pts, Sequence) or not pts:
