@@ -20,10 +20,14 @@ __all__ = ["compose", "stroke_pixels"]
 
 
 def _paint_segment(
-    out: np.ndarray, a: tuple[float, float], b: tuple[float, float], radius: float
+    out: np.ndarray,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    radius: float,
+    value: bool = True,
 ) -> None:
-    """Set the pixels of ``out`` ((H, W) bool) whose centres are within ``radius`` of
-    segment a-b (XY, pixels)."""
+    """Set to ``value`` the pixels of ``out`` ((H, W) bool) whose centres are within
+    ``radius`` of segment a-b (XY, pixels)."""
     h, w = out.shape
     (ax, ay), (bx, by) = a, b
     # Only pixels whose centres can be within reach: the segment's box grown by the radius.
@@ -43,18 +47,23 @@ def _paint_segment(
     else:
         t = np.zeros((1, 1))
     ex, ey = cx - (ax + t * dx), cy - (ay + t * dy)
-    out[i0:i1, j0:j1] |= ex * ex + ey * ey <= radius * radius
+    window = out[i0:i1, j0:j1]  # a view: writes go to ``out``
+    window[ex * ex + ey * ey <= radius * radius] = value
 
 
-def stroke_pixels(stroke: Mapping[str, Any], height: int, width: int) -> np.ndarray:
-    """(H, W) bool: the pixels one stroke paints (see the module docstring)."""
-    out = np.zeros((int(height), int(width)), dtype=bool)
+def _apply(out: np.ndarray, stroke: Mapping[str, Any], value: bool) -> None:
     pts = [(float(x), float(y)) for x, y in stroke["points"]]
     radius = float(stroke["radius"])
     if len(pts) == 1:
         pts = pts * 2
     for a, b in zip(pts[:-1], pts[1:], strict=True):
-        _paint_segment(out, a, b, radius)
+        _paint_segment(out, a, b, radius, value)
+
+
+def stroke_pixels(stroke: Mapping[str, Any], height: int, width: int) -> np.ndarray:
+    """(H, W) bool: the pixels one stroke paints (see the module docstring)."""
+    out = np.zeros((int(height), int(width)), dtype=bool)
+    _apply(out, stroke, True)
     return out
 
 
@@ -66,9 +75,5 @@ def compose(base: np.ndarray | None, strokes: Sequence[Mapping[str, Any]], heigh
     if out.shape != (int(height), int(width)):
         raise ValueError(f"base must have shape ({height}, {width}), got {out.shape}.")
     for stroke in strokes:
-        pixels = stroke_pixels(stroke, height, width)
-        if stroke["erase"]:
-            out &= ~pixels
-        else:
-            out |= pixels
+        _apply(out, stroke, not stroke["erase"])  # in place, segment by segment
     return out
