@@ -213,6 +213,30 @@ class Session:
             self._cond.notify_all()
         self._report_status()
 
+    def use_predictor(
+        self, predictor: Any, image: np.ndarray | None, object_ids: list[int]
+    ) -> None:
+        """Go on with ``predictor`` (another model on the same image). ``image``: the
+        current image to encode again with it, or None when ``predictor`` already holds the
+        current image's embedding (same encoder). What the objects ``object_ids``
+        remember of the old model's decodes is dropped, so their next decode comes from
+        the new model; pending jobs and the hover preview are dropped (resubmit them)."""
+        _install_cancel_points(getattr(predictor, "model", None))
+        with self._plock, self._cond:
+            self.predictor = predictor
+            self._memos = {}  # swapped, not cleared (as set_image)
+            self._decodes.clear()
+            self._backlog.clear()
+            self._hover = None
+            self._replay = None
+            for oid in object_ids:
+                self._results.pop(int(oid), None)
+            if image is not None:
+                self._frame = None
+                self._encode = (self._image_id, image)
+                self._encode_error = None
+            self._cond.notify_all()
+
     def replay(self, states: list[list[dict[str, Any]]]) -> None:
         """Decode the objects of ``states`` (history states, oldest first) in order, as they
         were first decoded, so that refined masks come out as they were (``load_dict``).
