@@ -7,12 +7,12 @@ state dict), on the CPU with ``--threads`` intra-op threads. Timings are medians
 both alike.
 
 - encoder: ``set_image`` of a 1024 x 768 image: the published ``SAM2ImagePredictor.set_image``
-  vs ours (``geometry.apply_image`` + ``encode`` + ``prepare``).
+  vs our ``SamPredictor.set_image`` (``geometry.apply_image`` + ``encode`` + ``prepare``).
 - click: one positive point, ``multimask_output=True``, masks at the original image size
-  (``--image-size``, default 1800 x 1200 px): the published ``predict`` vs ours
-  (``SamPredictor.predict`` when the predictor takes SAM 2 models, else the same steps by
-  hand: prompt transform, ``decode`` with the per-image context, ``upscale``, threshold,
-  numpy). Also shown: our ``decode`` alone (low-res logits, no upsampling).
+  (``--image-size``, default 1800 x 1200 px): the published ``predict`` vs our
+  ``SamPredictor.predict`` (prompt transform, ``decode`` with the per-image context,
+  ``upscale``, threshold, numpy). Also shown: our ``SamPredictor.decode`` alone (low-res
+  logits, no upsampling).
 
     python benchmarks/bench_sam2.py --threads 2 --variants sam2.1_hiera_t --repeats 3
 """
@@ -41,40 +41,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the torchvision stand-in the publishe
 from _sam2_oracle import oracle_model  # noqa: E402
 from _torchvision_shim import import_sam2  # noqa: E402
 
-from sam_widget.models.sam2 import VARIANTS, Sam2, build  # noqa: E402
-
-
-class OurClick:
-    """Our image state and click: what a predictor does with the model interface."""
-
-    def __init__(self, model: Sam2) -> None:
-        self.model = model
-        self.ctx: Any = None
-        self.original_size = (0, 0)
-
-    def set_image(self, image: np.ndarray) -> None:
-        with torch.no_grad():
-            x = torch.from_numpy(self.model.geometry.apply_image(image)).permute(2, 0, 1)[None]
-            self.ctx = self.model.prepare(self.model.encode(x))
-        self.original_size = (image.shape[0], image.shape[1])
-
-    def decode(self, point: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        geo = self.model.geometry
-        coords = torch.as_tensor(geo.apply_coords(point, self.original_size), dtype=torch.float32)
-        with torch.no_grad():
-            return self.model.decode(
-                self.ctx, coords[None], torch.as_tensor(label)[None], None, None, True
-            )
-
-    def predict(
-        self, point: np.ndarray, label: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        low, iou = self.decode(point, label)
-        with torch.no_grad():
-            up = self.model.geometry.upscale(low[0], (1024, 1024), self.original_size)
-        clamp = self.model.low_res_clamp
-        low_out = low[0].clamp(-clamp, clamp) if clamp is not None else low[0]
-        return (up > 0).numpy(), iou[0].numpy(), low_out.numpy()
+from sam_widget.engine.predictor import SamPredictor  # noqa: E402
+from sam_widget.models.sam2 import VARIANTS, build  # noqa: E402
 
 
 def timed(
@@ -105,7 +73,7 @@ def bench_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     ref_model = oracle_model(variant, seed=0)
     ours_model = build(VARIANTS[variant], ref_model.state_dict(), "oracle").eval()
     ref = sam2.sam2_image_predictor.SAM2ImagePredictor(ref_model)
-    ours = OurClick(ours_model)
+    ours = SamPredictor(ours_model)
     row: dict[str, Any] = {"variant": variant}
 
     if not args.skip_encoder:

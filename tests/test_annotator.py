@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ def test_every_change_is_saved_and_reopening_restores_it_exactly(
         b.widget.wait(TIMEOUT)
         assert [o["name"] for o in b.widget.objects] == ["cell", "dot"]
         assert b.widget.objects[0]["points"] == [[20.0, 15.0], [30.0, 20.0]]
-        np.testing.assert_array_equal(b.widget.masks[0], widget_masks[0])  # replayed: same
+        np.testing.assert_array_equal(b.widget.masks[0], widget_masks[0])  # as stored
+        np.testing.assert_array_equal(b.widget.masks[1], truth)  # the stored RLE is the truth
         b.sync.flush()
         np.testing.assert_array_equal(b.masks(0), np.stack([widget_masks[0], truth]))
         # Editing a restored object replaces its stored mask with the new SAM mask.
@@ -221,6 +223,7 @@ def test_summary_counts_active_time_per_object(
         first, second = s["images"][0], s["images"][1]
         assert (first["status"], first["objects"], first["seconds"]) == ("done", 2, 72.0)
         assert first["seconds_per_object"] == 36.0
+        assert first["edits"] == 2  # making each object is one edit
         assert (second["status"], second["objects"], second["seconds"]) == ("in_progress", 0, 3.0)
         assert (s["done"], s["total"], s["objects"], s["seconds"]) == (1, 3, 2, 75.0)
         assert s["seconds_per_object"] == 37.5
@@ -257,7 +260,123 @@ def test_close_stops_the_background_threads(setup: tuple[Path, Path, list[Path]]
     before = set(threading.enumerate())
     a = open_annotator(folder, project)
     a.close()
+    a.close()  # harmless
     left = [t for t in set(threading.enumerate()) - before if t.name.startswith("sam-annotator")]
     assert left == []
     with pytest.raises(sqlite3.ProgrammingError):
         a.project.images()  # the project is closed too
+
+
+def test_sigkill_of_an_annotating_kernel_keeps_every_returned_edit(
+    setup: tuple[Path, Path, list[Path]],
+) -> None:
+    """A subprocess annotates (clicks from Python, next image now and then) and prints after
+    each call returned and its mask was saved; SIGKILL at a random moment; then every
+    printed click is in the reopened project, with a saved mask, and the file is sound."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    folder, project, _ = setup
+    code = textwrap.dedent(
+        """
+        import sys, warnings
+        warnings.simplefilter("ignore")
+        from sam_widget.annotator import SamAnnotator
+        a = SamAnnotator(sys.argv[1], project=sys.argv[2], model="tiny", prefetch=False)
+        a.widget.wait(120)
+        print("ready", flush=True)
+        k = 0
+        while True:
+            x, y = 5 + (7 * k) % 50, 5 + (5 * k) % 40
+            oid = a.widget.add_point(x, y) if k % 2 else a.widget.new_object(points=[[x, y]])
+            a.widget.wait(120)
+            a.sync.flush()  # the mask is written too
+            print(a.index, x, y, flush=True)
+            k += 1
+            if k % 3 == 0:
+                a.next() or a.goto(0)
+                a.widget.wait(120)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder), str(project)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        done: list[tuple[int, float, float]] = []
+        for _ in range(random.Random().randint(2, 5)):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            i, x, y = line.split()
+            done.append((int(i), float(x), float(y)))
+        time.sleep(random.Random().random() * 0.2)  # somewhere in the next edit
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    with Project.open(project) as p:
+        assert p.integrity_check() == "ok"
+        images = p.images()
+        for i, x, y in done:
+            objs = p.objects(images[i])
+            hits = [o for o in objs if [x, y] in o.prompts["points"]]
+            assert hits, f"the click ({x}, {y}) on image {i} returned before the kill but is lost"
+            # Its mask was saved (flushed before the print), so the model's id is set.
+            assert any(o.weights_id is not None for o in hits)
+
+
+def test_use_model_keeps_the_stored_masks(setup: tuple[Path, Path, list[Path]]) -> None:
+    from sam_widget.models.build import build_sam
+
+    folder, project, _ = setup
+    a = open_annotator(folder, project)
+    try:
+        view = a.view
+        a.widget.add_point(20, 15)
+        a.widget.wait(TIMEOUT)
+        stored, first_weights = a.masks(0), a.objects(0)[0].weights_id
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            other = build_sam("tiny")  # other random weights
+        a.use_model(other)
+        a.widget.wait(TIMEOUT)
+        assert a.widget.predictor.model is other and view.body.children[0] is a.widget
+        assert len(a.widget.objects) == 1 and a.index == 0
+        np.testing.assert_array_equal(a.masks(0), stored)  # not replaced by the new model's
+        a.widget.add_point(40, 30, object_id=a.widget.objects[0]["id"])
+        a.widget.wait(TIMEOUT)
+        assert a.objects(0)[0].weights_id == str(other.weights_id) != first_weights
+        np.testing.assert_array_equal(a.masks(0)[0], a.widget.masks[0])
+    finally:
+        a.close()
+
+
+def test_opens_a_project_written_by_a_batch_run(setup: tuple[Path, Path, list[Path]]) -> None:
+    """sam_widget.batch writes automatic records into a project; the annotator opens it and
+    shows the image's records as objects, their stored masks untouched."""
+    from sam_widget.batch import auto_annotate
+
+    folder, project, paths = setup
+    auto_annotate(paths[:1], project=project, model="tiny", pretrained=False, client="threads",
+                  progress=False, points_per_side=1, pred_iou_thresh=0.0,
+                  stability_score_thresh=0.0)  # fmt: skip
+    with Project.open(project, readonly=True) as p:
+        before = [p.masks(img) for img in p.images()]
+    assert sum(len(m) for m in before) > 0
+    a = open_annotator(folder, project)  # the folder adds the other images
+    try:
+        assert len(a) == 3
+        assert a.index == 0
+        objs = a.objects(0)
+        assert {o.source for o in objs} == {"automatic"}
+        assert len(a.widget.objects) == len(objs)
+        a.widget.wait(TIMEOUT)
+        np.testing.assert_array_equal(a.masks(0), before[0])
+    finally:
+        a.close()

@@ -63,9 +63,9 @@ def test_a_click_cancels_a_running_prefetch(
             return original(self, image, progress, **kw)
         started.set()
         try:
-            for k in range(60):  # a 3 s encode that reports progress like the real one
+            for k in range(200):  # a 10 s encode that reports progress like the real one
                 time.sleep(0.05)
-                progress(k / 60)
+                progress(k / 200)
         except BaseException:
             cancelled.set()
             raise
@@ -80,10 +80,52 @@ def test_a_click_cancels_a_running_prefetch(
         w.wait(TIMEOUT)
         clicked = time.monotonic()
         assert cancelled.wait(1.0)
-        assert clicked - runs[0] < 3.0  # the click did not wait for the prefetch to finish
+        assert clicked - runs[0] < 10.0  # the click did not wait for the prefetch to finish
         assert len(w.masks) == 1
         # Once the user is quiet again, the prefetch starts over and finishes.
         assert a.wait_prefetch(TIMEOUT) and a.prefetched(1)
         assert len(runs) >= 2
+    finally:
+        a.close()
+
+
+def test_only_the_current_images_pixels_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every array of pixels the annotator loads (current image or prefetch) is freed once
+    another image is current; the embedding cache stays within its byte budget."""
+    import gc
+    import weakref
+
+    import numpy as np
+
+    import sam_widget.engine.images as images
+
+    original = images.to_rgb_uint8
+    loaded: list[Any] = []
+
+    def tracked(*args: Any, **kw: Any) -> np.ndarray:
+        out = original(*args, **kw)
+        loaded.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(images, "to_rgb_uint8", tracked)
+    make_folder(tmp_path / "data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = SamAnnotator(tmp_path / "data", project=tmp_path / "p.sqlite", model="tiny",
+                         cache_bytes=1)  # fmt: skip
+    try:
+        for i in (0, 1, 2, 1):
+            a.goto(i)
+            a.widget.wait(TIMEOUT)
+            assert a.wait_prefetch(TIMEOUT)
+            gc.collect()
+            alive = {id(x): x.shape for x in (r() for r in loaded) if x is not None}
+            assert list(alive.values()) == [a.widget.image.shape]  # the current one only
+            assert a.cache.nbytes <= 1  # nothing fits the budget: nothing is kept in memory
+        assert len(loaded) >= 6  # four shown images and the prefetched neighbours
+        on_disk = list((tmp_path / "p.sqlite.cache" / "embeddings").glob("*.npz"))
+        assert len(on_disk) == 3  # the disk tier keeps them
     finally:
         a.close()

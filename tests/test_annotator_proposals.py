@@ -4,6 +4,7 @@ on the widget, accepted as "assisted" objects or rejected; a run is cancelled on
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
@@ -125,5 +126,35 @@ def test_propose_with_the_real_generator(setup: tuple[Path, Path, list[Path]]) -
             assert inter / (m | existing[0]).sum() <= 0.3
         with pytest.raises(TypeError):
             a.propose(points_per_sid=2)
+    finally:
+        a.close()
+
+
+def test_view_buttons_propose_accept_reject(
+    setup: tuple[Path, Path, list[Path]],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder, project, _ = setup
+    a = open_annotator(folder, project)
+    try:
+        h, wd = a.widget.image.shape[:2]
+        records = [_record(_block(h, wd, 2, 2, 10, 10), 0.9),
+                   _record(_block(h, wd, 20, 20, 30, 30), 0.3)]  # fmt: skip
+        monkeypatch.setattr(SamAutomaticMaskGenerator, "generate",
+                            lambda self, image, progress_callback=None: list(records))  # fmt: skip
+        v = a.view
+        v.propose.click()
+        deadline = time.monotonic() + TIMEOUT
+        while len(a.proposals) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(a.proposals) == 2
+        v.refresh()
+        assert "2 proposal(s)" in v.proposal_info.value
+        v.min_iou.value = 0.5
+        v.accept.click()  # accepts the proposals with predicted IoU >= 0.5
+        assert [o.predicted_iou for o in a.objects()] == [0.9] and len(a.proposals) == 1
+        assert "1 obj" in v.list.options[0][0]
+        v.reject.click()
+        assert a.proposals == [] and v.proposal_info.value == ""
     finally:
         a.close()

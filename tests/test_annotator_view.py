@@ -43,15 +43,18 @@ def test_view_controls_and_keys(setup: tuple[Path, Path, list[Path]]) -> None:  
         assert a.index == 1
         v.keys._message(v.keys, {"type": "key", "key": "x"})  # not a shortcut: ignored
         assert a.index == 1
-        # The unfinished filter hides done images (the current one always stays listed).
+        v.skip.click()  # skipped, and on to the last image
+        assert a.index == 2 and a.summary()["images"][1]["status"] == "skipped"
+        # The unfinished filter hides done and skipped images (the current one stays listed).
         v.unfinished.value = True
-        assert [value for _, value in v.list.options] == [1, 2]
+        assert [value for _, value in v.list.options] == [2]
         v.category.value = "cell"
         assert a.category == "cell"
-        # An error in an action is shown, not raised into the event loop.
-        a.project.resolve(a.images[2]).unlink()
-        v.list.value = 2
-        assert a.index == 2 and "missing" in v.message.value
+        # A missing file is reported, not raised into the event loop.
+        v.unfinished.value = False
+        a.project.resolve(a.images[1]).unlink()
+        v.list.value = 1
+        assert a.index == 1 and "missing" in v.message.value
     finally:
         a.close()
 
@@ -80,3 +83,12 @@ def test_bad_arguments(tmp_path: Path) -> None:
         SamAnnotator([], project=tmp_path / "p.sqlite", model="tiny")
     with pytest.raises(TypeError, match="categories must be"):
         SamAnnotator([], project=tmp_path / "p.sqlite", model="tiny", categories="cell")
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(TypeError, match="model must be"):
+        SamAnnotator([tmp_path / "a.png"], project=tmp_path / "p.sqlite", model=3)
+    with pytest.raises(ValueError, match="checkpoint and device"):
+        SamAnnotator([tmp_path / "a.png"], project=tmp_path / "p.sqlite",
+                     model=object(), device="cpu")  # fmt: skip

@@ -28,6 +28,7 @@ from test_batch_fixtures import (
     untrained_tiny,
 )
 
+from sam_widget.annotator import SamAnnotator
 from sam_widget.batch import auto_annotate, embed
 from sam_widget.batch.inputs import collect_images
 from sam_widget.batch.keys import generator_params, params_key, result_key
@@ -292,3 +293,49 @@ def test_project_gets_automatic_records_once(dataset, reference, tiny_weights_id
         **PARAMS,
     )
     assert (only.done, only.skipped) == (0, 3)
+
+    # The annotator opens the project and lists each image's automatic objects with their
+    # stored masks. (Its widget draws a mask from an object's prompts; automatic records have
+    # none, so their stored masks are not drawn yet: an annotator matter, not checked here.)
+    annotator = SamAnnotator(None, project=project_file, model="tiny", prefetch=False)
+    try:
+        for i in range(3):
+            annotator.goto(i)
+            want = reference[annotator.current.name]
+            stored = annotator.objects()
+            assert [o.source for o in stored] == ["automatic"] * len(want)
+            assert len(annotator.widget.objects) == len(want)
+            masks = annotator.masks()
+            assert len(masks) == len(want)
+            for mask, w in zip(masks, want, strict=True):
+                assert np.array_equal(mask, rle_to_mask(w["segmentation"]))
+    finally:
+        annotator.close()
+
+
+def test_embed_prefills_the_annotators_cache(dataset, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in dataset[:2]:
+        shutil.copy(p, data / p.name)
+    project_file = tmp_path / "labels.sqlite"
+    cache_dir = tmp_path / "labels.sqlite.cache" / "embeddings"
+    with single_threaded():
+        s = embed(
+            data,
+            cache_dir,
+            model="tiny",
+            pretrained=False,
+            client="threads",
+            progress=False,
+            log=lambda _: None,
+        )
+    assert s.done == 2
+    annotator = SamAnnotator(data, project=project_file, model=untrained_tiny(), prefetch=False)
+    try:
+        annotator.widget.wait()
+        annotator.next()
+        annotator.widget.wait()
+        assert annotator.cache.misses == 0 and annotator.cache.hits >= 2
+    finally:
+        annotator.close()

@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
+import re
+import signal
 import subprocess
+import time
 
 import pytest
 from test_batch_fixtures import (
@@ -156,3 +160,54 @@ def test_auto_and_embed_end_to_end(dataset, reference, tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "2 embedded, 0 already cached, 1 failed" in proc.stdout
     assert len(list(cache.glob("*.npz"))) == 2
+
+
+def test_console_script_entry_point() -> None:
+    # (tomllib is Python 3.11+; the package supports 3.10.)
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    found = re.search(r'^sam-widget = "([\w.]+):(\w+)"$', section, re.M)
+    assert found is not None, section
+    module, func = found.groups()
+    assert getattr(importlib.import_module(module), func) is main
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(dataset, reference, tmp_path):
+    out = tmp_path / "out"
+    cmd = [
+        *CLI,
+        "auto",
+        str(dataset[0].parent),
+        "--out",
+        str(out),
+        "--model",
+        "tiny",
+        "--untrained",
+        *CLI_PARAMS,
+        "--scheduler",
+        "threads",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / ".sam-widget-batch").glob("*.json")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "(interrupted)" in stdout and "run the same command again" in stderr
+    summary = json.loads((out / "batch-summary.json").read_text())
+    assert summary["interrupted"] is True
+    done = summary["done"]
+    assert 1 <= done < len(dataset)
+    rerun = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(dataset) - done} annotated, {done} already done" in rerun.stdout
+    assert_out_matches(out, reference)

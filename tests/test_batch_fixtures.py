@@ -92,22 +92,33 @@ def reference_records(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+# The fixtures below are imported by several test modules, and pytest makes one fixture per
+# importing module: the values are computed once per session here instead.
+_SESSION: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return make_dataset(tmp_path_factory.mktemp("batch-data"))
+    if "dataset" not in _SESSION:
+        _SESSION["dataset"] = make_dataset(tmp_path_factory.mktemp("batch-data"))
+    return list(_SESSION["dataset"])
 
 
 @pytest.fixture(scope="session")
 def reference(dataset: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    refs = reference_records(dataset)
-    counts = [len(r) for r in refs.values()]
-    assert min(counts) >= 4, f"the test options should give many masks per image: {counts}"
-    return refs
+    if "reference" not in _SESSION:
+        refs = reference_records(dataset)
+        counts = [len(r) for r in refs.values()]
+        assert min(counts) >= 4, f"the test options should give many masks per image: {counts}"
+        _SESSION["reference"] = refs
+    return _SESSION["reference"]
 
 
 @pytest.fixture(scope="session")
 def tiny_weights_id() -> str:
-    return str(untrained_tiny().weights_id)
+    if "weights_id" not in _SESSION:
+        _SESSION["weights_id"] = str(untrained_tiny().weights_id)
+    return _SESSION["weights_id"]
 
 
 def read_out(folder: Path) -> dict[str, dict[str, Any]]:

@@ -194,6 +194,21 @@ def test_yolo_export_layout_and_polygon_format(tmp_path: Path, project: Project)
         for k in expected:
             np.testing.assert_array_equal(per_class[k], expected[k])
     assert n_lines == counts["lines"] == 5  # the two-part mask gives two lines
+    assert counts["failed"] == []
+
+
+def test_yolo_export_leaves_out_changed_and_missing_images(
+    tmp_path: Path, project: Project
+) -> None:
+    a, b, c = project.images()
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(project.resolve(a))  # new pixels
+    project.resolve(c).unlink()
+    counts = export_yolo(project, tmp_path / "yolo")
+    assert [f[0] for f in counts["failed"]] == [a.path, c.path]
+    assert "changed" in counts["failed"][0][1]
+    assert counts["images"] == 1
+    assert sorted(p.name for p in (tmp_path / "yolo" / "images").iterdir()) == ["sub__b.jpg"]
+    assert sorted(p.name for p in (tmp_path / "yolo" / "labels").iterdir()) == ["sub__b.txt"]
 
 
 def test_label_png_export(tmp_path: Path, project: Project) -> None:

@@ -183,3 +183,28 @@ def test_hole_filling_is_not_done(pair: dict[str, Any]) -> None:
         ref = filling.predict(**PROMPTS["points"], multimask_output=True, return_logits=True)
     assert any("post-processing" in str(w.message) for w in caught)
     _check(_ours_predict(pair, **PROMPTS["points"], multimask_output=True), ref)
+
+
+def test_object_score_matches_published_decoder(pair: dict[str, Any]) -> None:
+    """The object-score logit (which the image predictor ignores) equals the published mask
+    decoder's ``object_score_logits`` for the same prompt."""
+    ref = pair["ref"]
+    geo = pair["ours"].geometry
+    coords = torch.as_tensor(geo.apply_coords(POINTS, ORIGINAL), dtype=torch.float32)[None]
+    labels = torch.as_tensor(LABELS, dtype=torch.int32)[None]
+    with torch.no_grad():
+        sparse, dense = ref.model.sam_prompt_encoder(
+            points=(coords, labels), boxes=None, masks=None
+        )
+        *_, want = ref.model.sam_mask_decoder(
+            image_embeddings=ref._features["image_embed"],
+            image_pe=ref.model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+            repeat_image=False,
+            high_res_features=ref._features["high_res_feats"],
+        )
+        got = pair["ours"].decode_full(pair["ctx"], coords, labels, None, None, True)
+    assert got.object_score is not None and got.object_score.shape == want.shape == (1, 1)
+    assert rel_err(got.object_score, want) < TOL

@@ -37,9 +37,7 @@ def test_config_matches_published_yaml(variant: str) -> None:
     path = Path(sam2.__file__).parent / oracle_config_name(variant)
     model = OmegaConf.to_container(OmegaConf.load(path))["model"]  # type: ignore[index]
     encoder = model["image_encoder"]
-    defaults = {
-        name: p.default for name, p in inspect.signature(Hiera.__init__).parameters.items()
-    }
+    defaults = {name: p.default for name, p in inspect.signature(Hiera.__init__).parameters.items()}
     trunk = {**defaults, **encoder["trunk"]}
     ours = VARIANTS[variant]
     for field in (
@@ -105,10 +103,15 @@ def test_unknown_or_missing_key_is_an_error() -> None:
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_detect_variant(variant: str) -> None:
-    state = _meta_state(variant)
-    if variant.startswith("sam2.1"):
-        state["no_obj_embed_spatial"] = torch.zeros(1, 64)  # only SAM 2.1 files have it
-    assert detect(state) == variant
+    """Our own state dicts are recognised too (SAM 2.1 models keep the one key that tells
+    them from SAM 2)."""
+    assert detect(_meta_state(variant)) == variant
+
+
+def test_release_mismatch_is_an_error() -> None:
+    state = _random_state("sam2.1_hiera_t")
+    with pytest.raises(ValueError, match="no_obj_embed_spatial"):
+        build(VARIANTS["sam2_hiera_t"], state, "sam21.pt")
 
 
 def test_detect_rejects_other_families() -> None:
@@ -145,3 +148,21 @@ def test_official_table(variant: str) -> None:
     assert info.filename == VARIANTS[variant].filename
     assert info.size is not None and 1e8 < info.size < 1e9
     assert info.sha256 is not None and re.fullmatch(r"[0-9a-f]{64}", info.sha256)
+
+
+def test_registry_builds_sam2(tmp_path: Path) -> None:
+    """``build_sam`` (the registry) builds every SAM 2 variant by name, and recognises an
+    official-layout file by its keys."""
+    from sam_widget.models import registry
+
+    assert registry.list_models("sam2") == list(VARIANTS)
+    assert set(VARIANTS) <= set(registry.list_models(pretrained=True))
+    state = _random_state("sam2.1_hiera_t")
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": {**state, "no_mem_pos_enc": torch.zeros(1, 1, 256)}}, path)
+    by_name = registry.build_sam("sam2.1_hiera_t", checkpoint=path, device="cpu")
+    by_path = registry.build_sam(str(path), device="cpu")
+    for model in (by_name, by_path):
+        assert isinstance(model, Sam2) and model.variant == "sam2.1_hiera_t"
+        assert model.family == "sam2" and model.checkpoint == str(path)
+    assert by_name.weights_id == by_path.weights_id

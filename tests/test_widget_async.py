@@ -80,7 +80,9 @@ def test_result_for_old_image_is_dropped(model: Any) -> None:
     assert w.objects == [] and w.image_id == 2
 
 
-def test_decodes_coalesce_latest_wins(model: Any) -> None:
+def test_states_queued_behind_a_busy_worker_refine_in_order(model: Any) -> None:
+    """Five box states arrive while the worker is busy: each is decoded once, in order, each
+    refined from the one before (its logits as mask_input), and only the newest is sent."""
     w, rec = new_widget(model)
     gate = Gate(w.predictor, "decode")
     a = w.add_point(40, 30)
@@ -91,11 +93,40 @@ def test_decodes_coalesce_latest_wins(model: Any) -> None:
     gate.release()
     w.wait(TIMEOUT)
     box_calls = [c for c in gate.calls if c[1].get("box") is not None]
-    assert len(box_calls) == 1  # only the newest box was decoded
-    np.testing.assert_array_equal(box_calls[0][1]["box"], [10, 10, 90, 60])
+    assert [list(c[1]["box"]) for c in box_calls] == [[10, 10, 50 + 10 * i, 60] for i in range(5)]
+    assert box_calls[0][1]["mask_input"] is None
+    assert all(c[1]["mask_input"] is not None for c in box_calls[1:])
     sent_b = rec.of("mask", object_id=b)
     assert [m[0]["seq"] for m in sent_b] == [w.objects[1]["seq"]]
     assert len(rec.of("mask", object_id=a)) == 1
+
+
+def test_refined_masks_do_not_depend_on_the_workers_speed(model: Any) -> None:
+    """The same prompt states give the same masks whether the worker kept up with every
+    state or was busy while they arrived (so from_dict and reopened projects reproduce them)."""
+    boxes = [[10, 10, 50 + 10 * i, 60 + 3 * i] for i in range(4)]
+    slow, _ = new_widget(model)
+    oid = slow.new_object()
+    for box in boxes:
+        slow.set_box(box, object_id=oid)
+        slow.wait(TIMEOUT)
+    slow.add_point(30, 35, object_id=oid)
+    expected = slow.masks[0]
+    fast, _ = new_widget(model)
+    gate = Gate(fast.predictor, "decode")
+    first = fast.add_point(5, 5)  # keeps the worker busy while the states below arrive
+    gate.wait_entered()
+    oid = fast.new_object()
+    for box in boxes:
+        fast.set_box(box, object_id=oid)
+    fast.add_point(30, 35, object_id=oid)
+    gate.release()
+    fast.wait(TIMEOUT)
+    assert fast.objects[1]["id"] == oid and first != oid
+    np.testing.assert_array_equal(fast.masks[1], expected)
+    restored = SamWidget.from_dict(fast.to_dict(), IMG, model="tiny")
+    restored.wait(TIMEOUT)
+    np.testing.assert_array_equal(restored.masks[1], expected)
 
 
 def test_prompts_during_encoding_are_applied_afterwards(model: Any, ref: Any) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 
 from sam_widget.widget import objects as objmod
-from sam_widget.widget.chain import Prompt, StageCache, run_chain
+from sam_widget.widget.chain import ObjectMemo, Prompt, run_chain
 from sam_widget.widget.history import History
 
 W, H = 200, 100
@@ -34,7 +36,11 @@ def test_normalize_fills_defaults_and_converts_numbers() -> None:
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        (_obj(points=[[W + 1, 5]]), r"objects\[0\]\.points\[0\]: x=201 is outside"),
+        # the object and point as the user sees them: numbers from 1, name, id (issue 15)
+        (
+            _obj(points=[[1, 1], [W + 1, 5]]),
+            r"^object 1 'object 1' \(id 1\), point 2: x=201 is outside",
+        ),
         (_obj(points=[[5, -0.5]]), "y=-0.5 is outside"),
         (_obj(points=[[float("nan"), 5]]), "finite"),
         (_obj(labels=[2]), r"labels\[0\] must be 1 \(positive\) or 0"),
@@ -102,6 +108,14 @@ def test_history_push_undo_redo_and_data_round_trip() -> None:
         History.from_data({"states": [{}], "index": 4}, lambda s, where: s)
 
 
+def test_history_selection_updates_the_current_entry() -> None:
+    h = History({"objects": [], "active": -1})
+    h.push({"objects": [1, 2], "active": 2})
+    assert h.push({"objects": [1, 2], "active": 1}) is False  # selecting: no entry ...
+    assert len(h.states) == 2 and h.current == {"objects": [1, 2], "active": 1}  # ... updated
+    assert h.undo() == {"objects": [], "active": -1}  # one undo: back before the change
+
+
 def test_history_limit_drops_oldest() -> None:
     h = History({"n": 0}, limit=3)
     for i in range(1, 6):
@@ -133,75 +147,106 @@ class FakeDecoder:
         return logits, iou
 
 
-def test_chain_rules_ambiguity_refinement_and_cache() -> None:
+def test_chain_rules_ambiguity_and_one_decode_per_change() -> None:
     dec = FakeDecoder()
-    cache = StageCache()
-    assert run_chain(dec, Prompt(), cache=cache).empty and not dec.calls
+    memo = ObjectMemo()
+    assert run_chain(dec, Prompt(), memo=memo).empty and not dec.calls
     one = Prompt(((1.0, 2.0),), (1,))
-    r1 = run_chain(dec, one, cache=cache)
+    r1 = run_chain(dec, one, memo=memo)
     assert r1.multimask and r1.scores == pytest.approx((0.2, 0.9, 0.5)) and r1.index == 1
     assert dec.calls == [([[1.0, 2.0]], False, None, True)]
-    # picking a candidate of the single point needs no new decode
-    r1c = run_chain(dec, Prompt(one.points, one.labels, None, 2), cache=cache)
-    assert r1c.index == 2 and len(dec.calls) == 1
-    # a second point: one more decode, single mask, the chosen logits (index 1) fed back
+    # a second point: one decode of both points, the chosen logits (index 1) fed back
     two = one.with_point(5, 6, 0)
-    r2 = run_chain(dec, two, cache=cache)
+    r2 = run_chain(dec, two, memo=memo)
     assert len(dec.calls) == 2 and not r2.multimask and r2.index == 0
     assert dec.calls[-1] == ([[1.0, 2.0], [5.0, 6.0]], False, 4.0 + 1.0, False)
-    # from scratch (no cache) the same prompts give the same logits: deterministic
+    # 500 points at once (a script, from_dict, a frontend): still exactly one decode, fed
+    # the previous state's logits
+    many = two
+    for i in range(498):
+        many = many.with_point(float(i % 90), 7.0, 1)
+    run_chain(dec, many, memo=memo)
+    assert len(dec.calls) == 3 and len(dec.calls[-1][0]) == 500
+    assert dec.calls[-1][2] == pytest.approx(float(r2.logits.mean()))
+    # back to a state decoded before (undo): no decode, and it is the previous state again
+    assert torch.equal(run_chain(dec, two, memo=memo).logits, r2.logits) and len(dec.calls) == 3
+    run_chain(dec, two.with_point(9, 9, 1), memo=memo)
+    assert dec.calls[-1][2] == pytest.approx(float(r2.logits.mean()))
+    # picking a candidate of the single point needs no decode and shapes the next refinement
+    r1c = run_chain(dec, Prompt(one.points, one.labels, None, 2), memo=memo)
+    assert r1c.index == 2 and len(dec.calls) == 4
+    run_chain(dec, Prompt(one.points, one.labels, None, 2).with_point(3, 3, 1), memo=memo)
+    assert dec.calls[-1][2] == 4.0 + 2.0
+    # a box alone is unambiguous: one mask, refined from nothing on a fresh object
     fresh = FakeDecoder()
-    assert torch.equal(run_chain(fresh, two).logits, r2.logits) and len(fresh.calls) == 2
-    # the candidate chosen for the first point shapes the refined mask
-    r2c = run_chain(dec, Prompt(two.points, two.labels, None, 2), cache=cache)
-    assert dec.calls[-1][2] == 4.0 + 2.0 and not torch.equal(r2c.logits, r2.logits)
-    # a box makes the first stage unambiguous: box alone, then box + point
-    boxed = Prompt(one.points, one.labels, (0.0, 0.0, 10.0, 10.0))
-    rb = run_chain(fresh, boxed)
+    rb = run_chain(fresh, Prompt((), (), (0.0, 0.0, 10.0, 10.0)), memo=ObjectMemo())
     assert not rb.multimask and len(rb.scores) == 1
-    assert fresh.calls[-2] == (None, True, None, False)
-    assert fresh.calls[-1][:2] == ([[1.0, 2.0]], True) and fresh.calls[-1][2] is not None
+    assert fresh.calls == [(None, True, None, False)]
 
 
-def test_stage_cache_is_bounded_lru() -> None:
-    cache = StageCache(limit=2)
-    t = (torch.zeros(1), torch.zeros(1))
-    cache.put("a", t)
-    cache.put("b", t)
-    assert cache.get("a") is t  # "a" is now the most recent
-    cache.put("c", t)
-    assert cache.get("b") is None and cache.get("a") is t and len(cache) == 2
-
-
-def test_chain_without_refine_decodes_all_prompts_at_once() -> None:
+def test_object_memo_is_bounded_and_reports_its_bytes() -> None:
     dec = FakeDecoder()
-    two = Prompt(((1.0, 2.0), (3.0, 4.0)), (1, 1))
-    r = run_chain(dec, two, refine=False)
-    assert dec.calls == [([[1.0, 2.0], [3.0, 4.0]], False, None, False)] and not r.multimask
-
-
-def test_hover_stage_is_not_stored_and_long_chains_fit() -> None:
-    dec = FakeDecoder()
-    cache = StageCache(limit=2)
+    memo = ObjectMemo(limit=2)
+    assert memo.nbytes() == 0
     base = Prompt(((1.0, 1.0),), (1,))
-    run_chain(dec, base, cache=cache)
+    for i in range(5):
+        run_chain(dec, base.with_point(2.0 + i, 3.0), memo=memo)
+    assert len(memo) == 2
+    # two 1 x 256 x 256 results, one 1 x 256 x 256 previous-state slice of them, floats
+    assert memo.nbytes() == 3 * 256 * 256 * 4 + 2 * 4
+
+
+def test_chain_without_refine_never_feeds_logits_back() -> None:
+    dec = FakeDecoder()
+    memo = ObjectMemo()
+    run_chain(dec, Prompt(((1.0, 2.0),), (1,)), refine=False, memo=memo)
+    two = Prompt(((1.0, 2.0), (3.0, 4.0)), (1, 1))
+    r = run_chain(dec, two, refine=False, memo=memo)
+    assert dec.calls[-1] == ([[1.0, 2.0], [3.0, 4.0]], False, None, False) and not r.multimask
+    assert torch.equal(run_chain(FakeDecoder(), two, refine=False).logits, r.logits)
+
+
+def test_hover_preview_is_not_stored_and_a_click_there_reuses_it() -> None:
+    dec = FakeDecoder()
+    memo = ObjectMemo(limit=2)
+    base = Prompt(((1.0, 1.0),), (1,))
+    run_chain(dec, base, memo=memo)
+    last = memo.last
     for i in range(10):
-        run_chain(dec, base.with_point(2.0 + i, 3.0), cache=cache, store_final=False)
-    assert len(dec.calls) == 11 and len(cache) == 1  # only the real stage was kept
+        run_chain(dec, base.with_point(2.0 + i, 3.0), memo=memo, store_final=False)
+    assert len(dec.calls) == 11 and len(memo) == 1  # only the real state was kept
+    assert memo.last is last  # a preview is not the object's previous state
     # a click where the last preview was shown reuses it (no decoder run) and keeps it
-    clicked = run_chain(dec, base.with_point(11.0, 3.0), cache=cache)
-    assert len(dec.calls) == 11 and len(cache) == 2
-    fresh = FakeDecoder()
-    assert torch.equal(run_chain(fresh, base.with_point(11.0, 3.0)).logits, clicked.logits)
+    clicked = run_chain(dec, base.with_point(11.0, 3.0), memo=memo)
+    assert len(dec.calls) == 11 and len(memo) == 2
+    assert dec.calls[-1][2] == pytest.approx(float(last.mean()))  # it was refined from base
+    assert torch.equal(memo.last, clicked.logits[:1])
     # a click elsewhere still decodes
-    run_chain(dec, base.with_point(2.0, 3.0), cache=cache)
+    run_chain(dec, base.with_point(2.0, 3.0), memo=memo)
     assert len(dec.calls) == 12
-    # a 12-point object: the cache grows to hold the whole chain, so one more point costs
-    # exactly one decode
-    long = base
-    for i in range(11):
-        long = long.with_point(5.0 + i, 6.0)
-    run_chain(dec, long, cache=cache)
-    n = len(dec.calls)
-    run_chain(dec, long.with_point(40.0, 41.0), cache=cache)
-    assert len(dec.calls) == n + 1
+
+
+def test_cancel_points_abandon_a_model_run_only_on_the_checking_thread() -> None:
+    from sam_widget.widget.cancel import Cancelled, cancellable, install_cancel_points
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    install_cancel_points(model)
+    install_cancel_points(model)  # once per model
+    x = torch.ones(1, 2)
+    calls = []
+
+    def check() -> bool:
+        calls.append(1)
+        return len(calls) >= 3  # true from the third module call on
+
+    with cancellable(check), pytest.raises(Cancelled):
+        model(x)
+    assert len(calls) == 3  # Sequential, Linear, then the ReLU's check raised
+    # outside the block, and on other threads, runs are untouched
+    assert model(x).shape == (1, 1)
+    with cancellable(lambda: True):
+        out: list[torch.Tensor] = []
+        t = threading.Thread(target=lambda: out.append(model(x)))
+        t.start()
+        t.join()
+    assert out and out[0].shape == (1, 1)

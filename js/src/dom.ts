@@ -189,6 +189,9 @@ export const STATUS_TEXT: Record<string, string> = {
   loading: "Loading model\u2026",
   encoding: "Encoding image\u2026",
   ready: "Ready",
+  // Masks being decoded (a click's takes a fraction of a second): the line stays "Ready"
+  // rather than flicker on every click; Python's `w.status` says "decoding".
+  decoding: "Ready",
   segmenting: "Segmenting\u2026",
-  error: "Model not loaded",
+  error: "Not ready",
 };

@@ -164,13 +164,11 @@ export function mapIndexAt(
   return my * width + mx;
 }
 
-/** Painted sizes are rounded up to a multiple of this (fewer repaints while zooming). */
-export const PAINT_STEP = 64;
-
 /**
  * Size (px) at which to paint a `maskWidth x maskHeight` mask that covers
- * `displayWidth x displayHeight` device px on screen: never more than the mask has, never
- * much more than the screen shows, so painting work follows the displayed size.
+ * `displayWidth x displayHeight` device px on screen: the displayed size (so the painted
+ * canvas lands 1:1 on the screen, no blending of neighbours), never more than the mask
+ * has. Painting work follows the displayed size, not the image size.
  */
 export function paintSize(
   maskWidth: number,
@@ -178,8 +176,8 @@ export function paintSize(
   displayWidth: number,
   displayHeight: number,
 ): [number, number] {
-  const step = (d: number) => Math.max(1, Math.ceil(d / PAINT_STEP) * PAINT_STEP);
-  return [Math.min(maskWidth, step(displayWidth)), Math.min(maskHeight, step(displayHeight))];
+  const px = (d: number) => Math.max(1, Math.round(d));
+  return [Math.min(maskWidth, px(displayWidth)), Math.min(maskHeight, px(displayHeight))];
 }
 
 /**

@@ -144,7 +144,9 @@ export function updateCandidates(dom: Dom, entry: MaskEntry | undefined, chosen:
  * hint, or the way out of the failed state.
  */
 export function statusNote(t: { status: string; mode: string; everythingCount: number | null }): string {
-  if (t.status === "error") return "Prompt tools are off: the message above says how to get the model.";
+  // status "error": the model could not be loaded or the image not encoded; either way no
+  // prompt can get a mask, and the error line says what to do.
+  if (t.status === "error") return "Prompt tools are off: the message above says what to do.";
   const parts: string[] = [];
   if (t.everythingCount === 0) {
     parts.push("Everything: no masks found: lower pred_iou_thresh / stability_score_thresh (\u2699)");

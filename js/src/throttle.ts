@@ -83,6 +83,10 @@ export class HoverThrottle {
   clear(): void {
     this.pending = null;
     this.cancel("wait");
+    // The request in flight is stale now (the kernel drops it without a reply): free its
+    // slot, so the next request does not wait for the timeout.
+    this.inFlight = null;
+    this.cancel("timeout");
     if (this.cleared) return; // nothing was requested since the last clear
     this.cleared = true;
     this.seq += 1;

@@ -96,7 +96,7 @@ describe("MaskLayers", () => {
         .map((id) => created.get(id)!);
     const first = painted();
     expect(first.length).toBeGreaterThan(0);
-    for (const c of first) expect([c.width, c.height]).toEqual([256, 128]);
+    for (const c of first) expect([c.width, c.height]).toEqual([200, 100]);
     calls.length = 0;
     layers.drawOverlay(ctx, { ...view, zoom: 8 }, state, 0.5);
     for (const c of painted()) expect([c.width, c.height]).toEqual([1024, 512]);

@@ -6,7 +6,6 @@ import {
   mapIndexAt,
   maskOutline,
   paintLabels,
-  PAINT_STEP,
   paintMask,
   paintSize,
   parseColor,
@@ -16,10 +15,9 @@ import {
 describe("painting at the displayed size", () => {
   it("never paints more pixels than the mask has or much more than the screen shows", () => {
     expect(paintSize(1024, 1024, 512, 512)).toEqual([512, 512]);
-    expect(paintSize(1024, 768, 300.2, 225.1)).toEqual([320, 256]); // rounded up to PAINT_STEP
+    expect(paintSize(1024, 768, 300.2, 225.1)).toEqual([300, 225]); // lands 1:1 on screen
     expect(paintSize(1024, 1024, 5000, 5000)).toEqual([1024, 1024]); // zoomed in: the mask's own
-    const [w, h] = paintSize(1024, 1024, 200, 200);
-    expect(w * h).toBeLessThanOrEqual((200 + PAINT_STEP) ** 2);
+    expect(paintSize(1024, 1024, 0.2, 0.2)).toEqual([1, 1]);
   });
 
   it("resamples a mask by the pixel under each target pixel's centre", () => {

@@ -149,6 +149,15 @@ describe("HoverThrottle.hold (a click pre-empts hover)", () => {
     expect(sent).toEqual([[1, 5, 5]]);
   });
 
+  it("after a clear the next request goes out without waiting for the stale one's timeout", () => {
+    const { t, sent } = setup(10, 1500);
+    t.request(1, 1); // in flight; the kernel will drop it unanswered
+    vi.advanceTimersByTime(20);
+    t.clear();
+    t.request(2, 2);
+    expect(sent.filter((s) => s[1] !== null).map((s) => s[1])).toEqual([1, 2]);
+  });
+
   it("a reply to a request cleared by the click is stale", () => {
     const { t, sent } = setup(10);
     t.request(1, 1); // in flight

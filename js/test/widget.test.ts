@@ -148,6 +148,16 @@ describe("DOM contract", () => {
     });
   });
 
+  it("never enlarges a small image unless a size is given; follows the width/height traits", () => {
+    mount({ image_width: 100, image_height: 50 });
+    expect([q(".sam-stage").style.width, q(".sam-stage").style.height]).toEqual(["100px", "50px"]);
+    model.kernelSet("width", 180);
+    expect([q(".sam-stage").style.width, q(".sam-stage").style.height]).toEqual(["180px", "90px"]);
+    model.kernelSet("width", 0);
+    model.kernelSet("height", 40);
+    expect([q(".sam-stage").style.width, q(".sam-stage").style.height]).toEqual(["80px", "40px"]);
+  });
+
   it("shows the error line only while there is an error, and can dismiss it", () => {
     mount();
     model.kernelSet("error", "CUDA out of memory");
@@ -539,7 +549,7 @@ describe("failed model", () => {
     for (const a of ["positive", "negative", "box", "new-object", "hover", "segment-everything"]) {
       expect(q<HTMLButtonElement>(`button[data-action="${a}"]`).disabled, a).toBe(true);
     }
-    expect(q(".sam-status").textContent).toContain("Model not loaded");
+    expect(q(".sam-status").textContent).toContain("Not ready");
     expect(q(".sam-status").textContent).toContain("Prompt tools are off");
     expect(q(".sam-error").hidden).toBe(false);
     click(60, 40);

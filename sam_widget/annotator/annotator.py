@@ -16,7 +16,6 @@ import copy
 import os
 import time
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,42 +23,13 @@ import numpy as np
 
 from ..data import exports
 from ..data.store import ImageRecord, ObjectRecord, Project
+from .options import categories_of, predictors_for
 from .prefetch import Prefetcher
-from .proposals import Proposer, show_overlay, stored_fields
+from .proposals import ProposalSession
 from .sources import list_images
 from .sync import StoreSync
 
 __all__ = ["SamAnnotator"]
-
-
-def _categories(categories: Any) -> list[tuple[str, str | None]]:
-    if categories is None:
-        return []
-    if isinstance(categories, str):
-        raise TypeError("categories must be a list of names or a {name: color} dict, not a str")
-    if isinstance(categories, Mapping):
-        return [(str(k), v) for k, v in categories.items()]
-    return [(str(c), None) for c in categories]
-
-
-def _predictors(model: Any, checkpoint: Any, device: Any, cache: Any) -> tuple[Any, Any]:
-    """(widget predictor, prefetch predictor) on one model, sharing ``cache``."""
-    from ..engine import model_cache as registry
-    from ..engine.predictor import SamPredictor
-    from ..models.sam import Sam
-
-    sam: Any  # a model of any family (models/interface.py)
-    if isinstance(model, str):
-        sam = registry.get_model(model, checkpoint, device)
-    elif checkpoint is not None or device is not None:
-        raise ValueError("checkpoint and device only apply when model is a variant name")
-    elif isinstance(model, SamPredictor):
-        sam = model.model
-    elif isinstance(model, Sam):
-        sam = model
-    else:
-        raise TypeError(f"model must be a variant name, a Sam or a SamPredictor, got {model!r}")
-    return registry.make_predictor(sam, cache), registry.make_predictor(sam, cache)
 
 
 class SamAnnotator:
@@ -104,10 +74,9 @@ class SamAnnotator:
         idle_seconds: float = 60.0,
     ) -> None:
         from ..engine.embedding_cache import EmbeddingCache
-        from ..widget.widget import SamWidget
 
         files = list_images(images)
-        cats = _categories(categories)
+        cats = categories_of(categories)
         if root is None and isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
             if not Path(os.fspath(project)).exists():
                 root = images
@@ -124,9 +93,10 @@ class SamAnnotator:
             if not self._images:
                 raise ValueError(f"the project {str(self.project.path)!r} has no images")
             self.idle_seconds = float(idle_seconds)
+            self._closed = False
             cache_dir = self.project.path.with_name(self.project.path.name + ".cache")
             self.cache = EmbeddingCache(cache_bytes, directory=cache_dir / "embeddings")
-            predictor, self._prefetch_predictor = _predictors(model, checkpoint, device, self.cache)
+            predictor, prefetch_predictor = predictors_for(model, checkpoint, device, self.cache)
             self.messages: list[str] = []
             self.flags: dict[int, str] = {}  # index -> "changed" | "missing"
             self._view: Any = None
@@ -134,24 +104,53 @@ class SamAnnotator:
             start = int(self.project.get_state("position", 0) or 0)
             self._index = min(max(start, 0), len(self._images) - 1)
             first = self._pixels(self._index)
-            self.widget = SamWidget(first if first is not None else np.zeros((8, 8, 3), np.uint8),
-                                    model=predictor)  # fmt: skip
-            self.sync = StoreSync(self.project, self.widget, on_change=self._refresh,
-                                  report=self._report,
-                                  weights_id=str(predictor.model.weights_id))  # fmt: skip
-            self.widget.observe(self._edited, names="objects")
-            self._proposals: list[dict[str, Any]] = []
-            self.proposal_progress = 0.0
-            self._proposer = Proposer(self._prefetch_predictor, self._proposal_progress)
-            self._prefetch: Prefetcher | None = None
-            if prefetch:
-                self._prefetch = Prefetcher(
-                    self._prefetch_predictor, self._prefetch_load, self._busy
-                )
+            self._prefetch_enabled = bool(prefetch)
+            self._attach(predictor, prefetch_predictor,
+                         first if first is not None else np.zeros((8, 8, 3), np.uint8))  # fmt: skip
             self._show(self._index, first)
         except BaseException:
             self.project.close()
             raise
+
+    def _attach(self, predictor: Any, prefetch_predictor: Any, rgb: np.ndarray) -> None:
+        """Make the widget (on ``predictor``), its store sync and the background helpers."""
+        from ..widget.widget import SamWidget
+
+        self._prefetch_predictor = prefetch_predictor
+        self.widget = SamWidget(rgb, model=predictor)
+        self.sync = StoreSync(self.project, self.widget, on_change=self._refresh,
+                              report=self._report,
+                              weights_id=str(predictor.model.weights_id))  # fmt: skip
+        self.widget.observe(self._edited, names="objects")
+        self._props = ProposalSession(self, prefetch_predictor)
+        self._prefetch: Prefetcher | None = None
+        if self._prefetch_enabled:
+            self._prefetch = Prefetcher(prefetch_predictor, self._prefetch_load, self._busy)
+
+    def _detach(self) -> None:
+        self._props.cancel()
+        if self._prefetch is not None:
+            self._prefetch.close()
+        self.sync.close()
+        self.widget.close()
+
+    def use_model(self, model: Any) -> None:
+        """Go on with another model: a fine-tuned checkpoint's path (loaded with
+        :func:`sam_widget.finetune.load_finetuned`, which checks it fits the model in use), a
+        ``Sam`` or a ``SamPredictor``. The stored masks stay as they are; new and edited
+        objects get the new model's masks and weights id."""
+        if isinstance(model, (str, os.PathLike)):
+            from ..finetune import load_finetuned
+
+            model = load_finetuned(model, like=self.widget.predictor.model)
+        predictor, prefetch_predictor = predictors_for(model, None, None, self.cache)
+        self.sync.flush()
+        rgb = np.array(self.widget.image)
+        self._detach()
+        self._attach(predictor, prefetch_predictor, rgb)
+        if self._view is not None:
+            self._view.set_widget(self.widget)
+        self._show(self._index, rgb if self._index not in self.flags else None)
 
     # ----------------------------------------------------------------------- images
 
@@ -202,8 +201,7 @@ class SamAnnotator:
                 rgb = np.zeros((rec.height, rec.width, 3), np.uint8)
                 self._report(f"{rec.path}: the image file is missing ({path}).")
         self._add_time()
-        self._proposer.cancel()
-        self._proposals = []
+        self._props.clear()
         self._index = i
         self.sync.suspend()
         self.widget.set_image(rgb)
@@ -319,7 +317,7 @@ class SamAnnotator:
     # ---------------------------------------------------------------------- prefetch
 
     def _busy(self) -> bool:
-        return str(self.widget.status) != "ready" or self._proposer.running
+        return str(self.widget.status) != "ready" or self._props.running
 
     def _prefetch_load(self, image_id: int) -> np.ndarray:
         from ..engine.images import to_rgb_uint8
@@ -340,58 +338,25 @@ class SamAnnotator:
         """Run the automatic mask generator (``params``: its options) on the current image in
         the background and offer the masks that overlap no existing object (IoU at most
         ``iou_threshold``); returns a ``Future`` of them, also in :attr:`proposals`."""
-        self.sync.flush()
-        index, existing = self._index, self.masks()
-        future = self._proposer.start(self.widget.image, existing, iou_threshold, params)
-
-        def done(f: Any) -> None:
-            if f.cancelled() or f.exception() is not None or self._index != index:
-                return
-            self._proposals = list(f.result())
-            show_overlay(self.widget, self._proposals)
-            self._refresh()
-
-        future.add_done_callback(done)
-        return future
-
-    def _proposal_progress(self, fraction: float) -> None:
-        self.proposal_progress = fraction
+        return self._props.propose(iou_threshold, params)
 
     @property
     def proposals(self) -> list[dict[str, Any]]:
         """The current image's open proposals (generator records, best first)."""
-        return list(self._proposals)
+        return list(self._props.records)
 
     def accept(self, which: int | list[int]) -> list[ObjectRecord]:
         """Make proposals (indices into :attr:`proposals`) objects with source "assisted"
         and the proposal's mask; the rest stay proposed. Returns the new records."""
-        picks = [which] if isinstance(which, (int, np.integer)) else list(which)
-        n = len(self._proposals)
-        for k in picks:
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
-                raise ValueError(f"proposal indices must be in 0..{n - 1}, got {k!r}")
-        if not self.sync.writable:
-            raise ValueError("this image changed on disk: its objects cannot be edited")
-        rec = self._images[self._index]
-        added = [self.project.add_object(rec, self._proposals[k]["segmentation"],
-                                         category=self.category,
-                                         **stored_fields(self._proposals[k]))
-                 for k in picks]  # fmt: skip
-        self._proposals = [p for k, p in enumerate(self._proposals) if k not in set(picks)]
-        self._reload()
-        return added
+        return self._props.accept(which)
 
     def accept_all(self, min_iou: float = 0.0) -> list[ObjectRecord]:
         """Accept every proposal whose predicted IoU is at least ``min_iou``."""
-        good = [k for k, p in enumerate(self._proposals)
-                if float(p.get("predicted_iou", 0.0)) >= min_iou]  # fmt: skip
-        return self.accept(good) if good else []
+        return self._props.accept_all(min_iou)
 
     def reject(self) -> None:
         """Drop the open proposals (and a run in progress)."""
-        self._proposer.cancel()
-        self._proposals = []
-        show_overlay(self.widget, [])
+        self._props.clear()
         self._refresh()
 
     def _reload(self) -> None:
@@ -399,8 +364,6 @@ class SamAnnotator:
         rec = self._images[self._index]
         self.sync.suspend()
         self.sync.load(rec, self.project.objects(rec), True)
-        show_overlay(self.widget, self._proposals)
-        self._refresh()
 
     # -------------------------------------------------------------------------- output
 
@@ -413,7 +376,7 @@ class SamAnnotator:
         self.sync.flush()
         return exports.export_sa1b(self.project, folder)
 
-    def export_yolo(self, folder: Any) -> dict[str, int]:
+    def export_yolo(self, folder: Any) -> dict[str, Any]:
         self.sync.flush()
         return exports.export_yolo(self.project, folder)
 
@@ -452,13 +415,13 @@ class SamAnnotator:
         return self.view.box._repr_mimebundle_(**kwargs)
 
     def close(self) -> None:
-        """Save the time spent, stop the background threads and close the project."""
+        """Save the time spent, stop the background threads and close the project (a second
+        call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         self._add_time()
-        self._proposer.cancel()
-        if self._prefetch is not None:
-            self._prefetch.close()
-        self.sync.close()
-        self.widget.close()
+        self._detach()
         if self._view is not None:
             self._view.close()
         self.project.close()

@@ -15,11 +15,15 @@ import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["Proposer", "non_overlapping"]
+if TYPE_CHECKING:
+    from ..data.store import ObjectRecord
+    from .annotator import SamAnnotator
+
+__all__ = ["ProposalSession", "Proposer", "non_overlapping"]
 
 
 class _Cancelled(Exception):
@@ -76,8 +80,10 @@ class Proposer:
         existing: np.ndarray,
         iou_threshold: float,
         params: dict[str, Any],
+        on_result: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> Future[list[dict[str, Any]]]:
-        """Propose masks for ``image`` ((H, W, 3) uint8) that do not overlap ``existing``."""
+        """Propose masks for ``image`` ((H, W, 3) uint8) that do not overlap ``existing``;
+        ``on_result(proposals)`` runs on the run's thread before the ``Future`` resolves."""
         from ..engine.amg import SamAutomaticMaskGenerator
 
         inspect.signature(SamAutomaticMaskGenerator).bind(None, **params)  # bad names: here
@@ -95,7 +101,15 @@ class Proposer:
             self._running = future
             self._thread = threading.Thread(
                 target=self._run,
-                args=(future, generator, image, existing, float(iou_threshold), generation),
+                args=(
+                    future,
+                    generator,
+                    image,
+                    existing,
+                    float(iou_threshold),
+                    generation,
+                    on_result,
+                ),  # fmt: skip
                 daemon=True,
                 name="sam-annotator-proposals",
             )
@@ -110,6 +124,7 @@ class Proposer:
         existing: np.ndarray,
         iou_threshold: float,
         generation: int,
+        on_result: Callable[[list[dict[str, Any]]], None] | None,
     ) -> None:
         def progress(fraction: float) -> None:
             if self._generation != generation:
@@ -120,7 +135,10 @@ class Proposer:
             records = generator.generate(image, progress_callback=progress)
             if self._generation != generation:
                 raise _Cancelled
-            future.set_result(non_overlapping(records, existing, iou_threshold))
+            kept = non_overlapping(records, existing, iou_threshold)
+            if on_result is not None:
+                on_result(kept)
+            future.set_result(kept)
         except _Cancelled:
             future.set_exception(CancelledError("the proposals were cancelled"))
         except Exception as exc:
@@ -162,3 +180,69 @@ def stored_fields(record: dict[str, Any]) -> dict[str, Any]:
         "stability_score": record.get("stability_score"),
         "extra": {"point_coords": record["point_coords"], "crop_box": record.get("crop_box")},
     }
+
+
+class ProposalSession:
+    """The open proposals of an annotator's current image (the annotator's ``propose``,
+    ``proposals``, ``accept``, ``accept_all`` and ``reject`` delegate here)."""
+
+    def __init__(self, annotator: SamAnnotator, predictor: Any) -> None:
+        self.a = annotator
+        self.records: list[dict[str, Any]] = []
+        self.progress = 0.0
+        self.proposer = Proposer(predictor, self._progress)
+
+    def _progress(self, fraction: float) -> None:
+        self.progress = fraction
+
+    @property
+    def running(self) -> bool:
+        return self.proposer.running
+
+    def propose(self, iou_threshold: float, params: dict[str, Any]) -> Future[list[dict[str, Any]]]:
+        a = self.a
+        a.sync.flush()
+        index, existing = a.index, a.masks()
+
+        def done(records: list[dict[str, Any]]) -> None:
+            if a.index != index:
+                return
+            self.records = records
+            show_overlay(a.widget, records)
+            a._refresh()
+
+        return self.proposer.start(a.widget.image, existing, iou_threshold, params, done)
+
+    def accept(self, which: int | list[int]) -> list[ObjectRecord]:
+        a = self.a
+        picks = [which] if isinstance(which, (int, np.integer)) else list(which)
+        n = len(self.records)
+        for k in picks:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
+                raise ValueError(f"proposal indices must be in 0..{n - 1}, got {k!r}")
+        if not a.sync.writable:
+            raise ValueError("this image changed on disk: its objects cannot be edited")
+        rec = a.images[a.index]
+        added = [a.project.add_object(rec, self.records[k]["segmentation"], category=a.category,
+                                      **stored_fields(self.records[k]))
+                 for k in picks]  # fmt: skip
+        self.records = [p for k, p in enumerate(self.records) if k not in set(picks)]
+        a._reload()
+        show_overlay(a.widget, self.records)
+        a._refresh()
+        return added
+
+    def accept_all(self, min_iou: float) -> list[ObjectRecord]:
+        good = [k for k, p in enumerate(self.records)
+                if float(p.get("predicted_iou", 0.0)) >= min_iou]  # fmt: skip
+        return self.accept(good) if good else []
+
+    def cancel(self) -> None:
+        self.proposer.cancel()
+
+    def clear(self) -> None:
+        """Cancel a run and drop the proposals (and their overlay)."""
+        self.proposer.cancel()
+        if self.records:
+            show_overlay(self.a.widget, [])
+        self.records = []

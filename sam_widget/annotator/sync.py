@@ -147,6 +147,12 @@ class StoreSync:
                     rec.id, rec.revision, prompts_dict(obj), seqs.get(obj["id"]),
                     edits=int(rec.extra.get("edits", 0)),
                 )  # fmt: skip
+        # The stored RLE is the truth: the widget shows each stored mask as it is (also for
+        # automatic objects, which have no prompts) until the user edits that object.
+        for obj, rec in zip(objs, records, strict=False):
+            mask = rec.mask
+            if mask.shape == (int(self._w.image_height), int(self._w.image_width)):
+                self._w.show_mask(obj["id"], mask, rec.predicted_iou)
 
     def store_id(self, widget_object_id: int) -> int | None:
         """The store id of a widget object of the current image."""

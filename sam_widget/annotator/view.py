@@ -2,7 +2,7 @@
 
 Layout (all standard ipywidgets, so it renders wherever ipywidgets do)::
 
-    [< Prev] [Next >] [jump: __] [Go] [Done (d)]  "3 of 10 done · image 4 / 10: a.png"
+    [< Prev] [Next >] [jump: __] [Go] [Done (d)] [Skip]  "3 of 10 done · image 4 / 10: a.png"
     category: [cell v] [Propose] accept >= [0.8] [Accept] [Reject]  "5 proposal(s)"
                                                    [x] unfinished only
     +------------------------------+  +--------------------------+
@@ -43,6 +43,7 @@ class NavigatorView:
         self.prev = b(description="< Prev", tooltip="previous image (p)")
         self.next = b(description="Next >", tooltip="next image (n)")
         self.done = b(description="Done", tooltip="mark done and go to the next image (d)")
+        self.skip = b(description="Skip", tooltip="mark skipped and go to the next image")
         self.jump = widgets.BoundedIntText(value=1, min=1, max=max(len(annotator), 1),
                                            layout=widgets.Layout(width="6em"))  # fmt: skip
         self.go = b(description="Go", layout=widgets.Layout(width="4em"))
@@ -62,6 +63,7 @@ class NavigatorView:
         self.prev.on_click(lambda _b: self._safely(annotator.prev))
         self.next.on_click(lambda _b: self._safely(annotator.next))
         self.done.on_click(lambda _b: self._safely(self._done_next))
+        self.skip.on_click(lambda _b: self._safely(self._skip_next))
         self.go.on_click(lambda _b: self._safely(lambda: annotator.goto(self.jump.value - 1)))
         self.propose.on_click(lambda _b: self._safely(self._propose))
         self.accept.on_click(
@@ -71,13 +73,15 @@ class NavigatorView:
         self.category.observe(self._category_picked, names="value")
         self.unfinished.observe(lambda _c: self.refresh(full=True), names="value")
         self.list.observe(self._picked, names="value")
-        top = widgets.HBox([self.prev, self.next, self.jump, self.go, self.done, self.progress])
+        top = widgets.HBox(
+            [self.prev, self.next, self.jump, self.go, self.done, self.skip, self.progress]
+        )
         side = widgets.VBox([self.unfinished, self.list])
+        wrap = widgets.Layout(flex_flow="row wrap")  # the list goes below when narrow
         tools = widgets.HBox([self.category, self.propose, self.min_iou, self.accept,
                               self.reject, self.proposal_info])  # fmt: skip
-        self.box = widgets.VBox(
-            [top, tools, widgets.HBox([annotator.widget, side]), self.message, self.keys]
-        )
+        self.body = widgets.HBox([annotator.widget, side], layout=wrap)
+        self.box = widgets.VBox([top, tools, self.body, self.message, self.keys])
         self.box.add_class("sam-annotator")
         self.refresh(full=True)
 
@@ -91,6 +95,10 @@ class NavigatorView:
 
     def _done_next(self) -> None:
         self.a.mark_done()
+        self.a.next()
+
+    def _skip_next(self) -> None:
+        self.a.set_status("skipped")
         self.a.next()
 
     def _propose(self) -> None:
@@ -117,6 +125,10 @@ class NavigatorView:
     def _picked(self, change: Any) -> None:
         if not self._updating and change["new"] is not None and change["new"] != self.a.index:
             self._safely(lambda: self.a.goto(int(change["new"])))
+
+    def set_widget(self, widget: Any) -> None:
+        """Show another SamWidget (after the annotator changed its model)."""
+        self.body.children = (widget, *self.body.children[1:])
 
     def show_message(self, text: str) -> None:
         self.message.value = f"<span style='color:#b00'>{html.escape(text)}</span>"
@@ -163,7 +175,7 @@ class NavigatorView:
 
     def close(self) -> None:
         self.keys.close()
-        for w in (self.prev, self.next, self.done, self.jump, self.go, self.progress,
+        for w in (self.prev, self.next, self.done, self.skip, self.jump, self.go, self.progress,
                   self.category, self.propose, self.min_iou, self.accept, self.reject,
                   self.proposal_info, self.unfinished, self.list, self.message):  # fmt: skip
             w.close()

@@ -27,7 +27,7 @@ import importlib.util
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 __all__ = ["DaskExecutor", "InProcessExecutor", "default_workers", "open_executor"]
@@ -57,7 +57,7 @@ class InProcessExecutor:
 
     def map_unordered(
         self, fn: Callable[..., Any], jobs: Iterable[Job], window: int | None = None
-    ) -> Iterator[tuple[Any, Any]]:
+    ) -> Generator[tuple[Any, Any], None, None]:
         for tag, args in jobs:
             try:
                 yield tag, fn(*args)
@@ -94,7 +94,7 @@ class DaskExecutor:
 
     def map_unordered(
         self, fn: Callable[..., Any], jobs: Iterable[Job], window: int | None = None
-    ) -> Iterator[tuple[Any, Any]]:
+    ) -> Generator[tuple[Any, Any], None, None]:
         from distributed import as_completed
 
         limit = window if window is not None else 2 * self.workers + 2
@@ -117,18 +117,30 @@ class DaskExecutor:
         first = [f for f in (submit() for _ in range(max(1, limit))) if f is not None]
         if not first:
             return
+        outstanding = {f.key: f for f in first}
         completed = as_completed(first)
-        for future in completed:
-            tag = tags.pop(future.key)
-            try:
-                result: Any = future.result()
-            except Exception as err:  # KilledWorker, CancelledError, ...
-                result = err
-            future.release()
-            nxt = submit()
-            if nxt is not None:
-                completed.add(nxt)
-            yield tag, result
+        try:
+            for future in completed:
+                tag = tags.pop(future.key)
+                outstanding.pop(future.key, None)
+                try:
+                    result: Any = future.result()
+                except Exception as err:  # KilledWorker, CancelledError, ...
+                    result = err
+                future.release()
+                nxt = submit()
+                if nxt is not None:
+                    outstanding[nxt.key] = nxt
+                    completed.add(nxt)
+                yield tag, result
+        finally:
+            # Stopped early (Ctrl+C, an error in the caller): a cluster we do not own must
+            # not go on computing tasks nobody will collect.
+            if outstanding:
+                try:
+                    self.client.cancel(list(outstanding.values()))
+                except Exception:  # the client is already closed
+                    pass
 
     def close(self) -> None:
         for thing in self._owned:
@@ -155,6 +167,9 @@ def _local_cluster(workers: int | None, dashboard_address: str | None, log: Log)
         threads_per_worker=1,
         processes=True,
         dashboard_address=dashboard,
+        # Without a dashboard the scheduler still serves health checks over HTTP, by
+        # default on 8787 (with a warning when that port is taken): any free port then.
+        scheduler_kwargs=None if dashboard is not None else {"dashboard_address": ":0"},
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)

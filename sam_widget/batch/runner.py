@@ -203,6 +203,9 @@ class _AutoRun:
         finally:
             summary.seconds = time.perf_counter() - started
             self.bar.close()
+            close = getattr(results, "close", None)
+            if close is not None:  # stop the executor's generator (cancels its tasks) now
+                close()
 
 
 def _describe_model(summary: BatchSummary, probe: dict[str, Any], log: Log) -> None:
@@ -289,8 +292,9 @@ def embed(
         bar = ProgressBar(len(items), "Embeddings", progress)
         started = time.perf_counter()
         jobs = ((item, (str(item.path), None, spec, folder, limits)) for item in items)
+        results = executor.map_unordered(embed_task, jobs)
         try:
-            for item, result in executor.map_unordered(embed_task, jobs):
+            for item, result in results:
                 _record_peak(summary, result)
                 reason = _task_failure(result)
                 if reason is None and result["weights_id"] != summary.weights_id:
@@ -309,6 +313,7 @@ def embed(
             raise BatchInterrupted(summary) from None
         finally:
             summary.seconds = time.perf_counter() - started
+            results.close()
     finally:
         if bar is not None:
             bar.close()

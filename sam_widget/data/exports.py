@@ -27,6 +27,7 @@ replaced by ``__`` (unique within a project).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -164,17 +165,28 @@ def _outer_rings(mask: np.ndarray) -> list[list[int]]:
     return rings
 
 
-def export_yolo(project: Project, folder: str | os.PathLike[str]) -> dict[str, int]:
-    """Write the Ultralytics YOLO segmentation layout into ``folder``; returns counts."""
+def export_yolo(project: Project, folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write the Ultralytics YOLO segmentation layout into ``folder``; returns counts and
+    ``failed``: (path, reason) of images left out because their file is missing or changed
+    since it was added (its masks belong to other pixels)."""
     out = _folder(folder)
     (out / "images").mkdir(exist_ok=True)
     (out / "labels").mkdir(exist_ok=True)
     names = class_names(project)
     n_lines = skipped = 0
+    failed: list[tuple[str, str]] = []
     for img in project.images():
         src = project.resolve(img)
         stem = _flat_name(img)
-        atomic_write_bytes(out / "images" / stem, src.read_bytes())
+        try:
+            data = src.read_bytes()
+        except OSError as err:
+            failed.append((img.path, f"cannot read the image file: {err}"))
+            continue
+        if hashlib.sha256(data).hexdigest() != img.sha256:
+            failed.append((img.path, "the image file changed since it was added"))
+            continue
+        atomic_write_bytes(out / "images" / stem, data)
         objs, n_empty = _objects(project, img)
         skipped += n_empty
         lines = []
@@ -193,7 +205,8 @@ def export_yolo(project: Project, folder: str | os.PathLike[str]) -> dict[str, i
             f"nc: {len(names)}", "names:"]  # fmt: skip
     yaml += [f"  {k}: {json.dumps(n)}" for k, n in enumerate(names)]
     atomic_write_text(out / "data.yaml", "\n".join(yaml) + "\n")
-    return {"images": len(project.images()), "lines": n_lines, "skipped": skipped}
+    n_images = len(project.images()) - len(failed)
+    return {"images": n_images, "lines": n_lines, "skipped": skipped, "failed": failed}
 
 
 def export_masks(project: Project, folder: str | os.PathLike[str]) -> dict[str, int]:

@@ -373,15 +373,19 @@ class Project(ObjectStore):
     # --------------------------------------------------------------------------- summary
 
     def summary(self) -> dict[str, Any]:
-        """Per image (project order): index, id, path, status, objects, seconds,
-        seconds_per_object; totals: images, done, objects, seconds, seconds_per_object."""
+        """``images``: per image (project order) its index, id, path, status, objects,
+        seconds (active time), seconds_per_object and edits (prompt changes recorded by the
+        annotator in the objects' ``extra["edits"]``); and the totals ``total`` (images),
+        ``done``, ``objects``, ``seconds``, ``seconds_per_object``."""
         rows = self._read(
-            "SELECT i.id, i.path, i.status, i.seconds, count(o.id) FROM images i "
+            "SELECT i.id, i.path, i.status, i.seconds, count(o.id), "
+            "coalesce(sum(json_extract(o.extra, '$.edits')), 0) FROM images i "
             "LEFT JOIN objects o ON o.image_id = i.id GROUP BY i.id ORDER BY i.position"
         )
         per = [
             {"index": k, "id": r[0], "path": r[1], "status": r[2], "objects": r[4],
-             "seconds": r[3], "seconds_per_object": r[3] / r[4] if r[4] else None}
+             "seconds": r[3], "seconds_per_object": r[3] / r[4] if r[4] else None,
+             "edits": int(r[5])}
             for k, r in enumerate(rows)
         ]  # fmt: skip
         n_obj = sum(p["objects"] for p in per)

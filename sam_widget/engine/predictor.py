@@ -414,6 +414,11 @@ class SamPredictor:
             state.context, coords, labels, boxes_t, masks_in, bool(multimask_output)
         )
         masks = self._to_original(state, low_res, bool(return_logits))
+        clamp = getattr(self.model, "low_res_clamp", None)
+        if clamp is not None:
+            # SAM 2's published predictor returns its low-res logits clamped (the masks above
+            # come from the unclamped ones).
+            low_res = low_res.clamp(-float(clamp), float(clamp))
         return masks, iou, low_res
 
     # -- helpers -------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def _mask_stack(masks: Any, shape: tuple[int, int], where: str) -> np.ndarray:
                 f"{type(masks).__name__}"
             ) from None
     if arr.ndim == 2:
-        arr = arr[None]
+        arr = arr[None]  # H x W -> 1 x H x W: one mask
     if arr.ndim != 3 or tuple(arr.shape[1:]) != shape:
         raise ValueError(
             f"{where}: masks must be (N, H, W) with (H, W) = the image's {shape}, got shape "
@@ -91,6 +91,7 @@ def _mask_stack(masks: Any, shape: tuple[int, int], where: str) -> np.ndarray:
 def _make_sample(image: Any, masks: Any, name: str) -> Sample | None:
     rgb = to_rgb_uint8(image, "RGB")
     stack = _mask_stack(masks, (int(rgb.shape[0]), int(rgb.shape[1])), name)
+    # N x H x W -> N x HW: which masks have a pixel
     keep = stack.reshape(len(stack), -1).any(axis=1)
     if not keep.all():
         warnings.warn(
@@ -137,11 +138,11 @@ def _from_coco(data: dict[str, Any], root: Path, source: str) -> list[Sample]:
 
 
 def _from_project(path: Path) -> list[Sample]:
-    from . import project
+    from .project import read_project
 
     return [
         s
-        for s in (_make_sample(img, masks, name) for img, masks, name in project.read(path))
+        for s in (_make_sample(img, masks, name) for img, masks, name in read_project(path))
         if s is not None
     ]
 
@@ -216,5 +217,5 @@ def data_hash(samples: Sequence[Sample]) -> str:
         h.update(repr((s.image.shape, s.masks.shape)).encode())
         h.update(np.ascontiguousarray(s.image).data)
         # (N, H, W) bool -> 8 pixels per byte
-        h.update(np.packbits(s.masks.reshape(-1)).data)
+        h.update(np.packbits(s.masks.reshape(-1)).data)  # N x H x W -> NHW bits
     return h.hexdigest()

@@ -26,12 +26,12 @@ METRICS = ("iou_1click", "iou_3click", "iou_box")
 _CHUNK = 16  # masks decoded at once
 
 
-def _ious(
-    fam: ModuleType, model: Any, prep: Prepared, low: torch.Tensor, masks: np.ndarray
-) -> list[float]:
+def _ious(model: Any, prep: Prepared, low: torch.Tensor, masks: np.ndarray) -> list[float]:
     """(B, 256, 256) low-res logits -> IoU of each thresholded upscaled mask with ``masks``."""
-    up = fam.upscale(model, low[:, None], prep.input_size, prep.original_size)[:, 0] > 0
+    # B x h x w -> B x 1 x h x w -> B x 1 x H x W -> B x H x W
+    up = model.geometry.upscale(low[:, None], prep.input_size, prep.original_size)[:, 0] > 0
     gt = torch.from_numpy(masks).to(up.device)
+    # B x H x W -> B x HW, summed per mask
     inter = (up & gt).flatten(1).sum(dim=1).to(torch.float64)
     union = (up | gt).flatten(1).sum(dim=1).to(torch.float64)
     return (inter / union.clamp(min=1)).tolist()
@@ -54,21 +54,23 @@ def _evaluate_chunk(
     low, iou = fam.decode(model, prep.features, coords, labels, None, None, True)
     pick = iou.argmax(dim=1)
     prev = low[torch.arange(b, device=device), pick]  # B x 256 x 256
-    out["iou_1click"] = _ious(fam, model, prep, prev, masks)
+    out["iou_1click"] = _ious(model, prep, prev, masks)
     for _ in range(2):
         new_xy, new_label = deepest_corrective_points(
             prev[:, :gh, :gw].cpu(), target.cpu(), prep.cell
         )
+        # B x 2 -> B x 1 x 2 (one more point per prompt), B -> B x 1
         coords = torch.cat([coords, new_xy.to(device)[:, None]], dim=1)
         labels = torch.cat([labels, new_label.to(device)[:, None]], dim=1)
+        # previous logits B x 256 x 256 -> B x 1 x 256 x 256 mask prompt
         low, _ = fam.decode(model, prep.features, coords, labels, None, prev[:, None], False)
         prev = low[:, 0]
-    out["iou_3click"] = _ious(fam, model, prep, prev, masks)
+    out["iou_3click"] = _ious(model, prep, prev, masks)
 
     boxes = transform.apply_boxes(tight_boxes(masks), prep.original_size)
     box_t = torch.as_tensor(np.asarray(boxes), dtype=torch.float32, device=device)
     low, _ = fam.decode(model, prep.features, None, None, box_t, None, False)
-    out["iou_box"] = _ious(fam, model, prep, low[:, 0], masks)
+    out["iou_box"] = _ious(model, prep, low[:, 0], masks)
     return out
 
 

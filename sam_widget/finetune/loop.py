@@ -9,6 +9,7 @@ import importlib
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,7 +17,6 @@ import numpy as np
 import torch
 
 from ..engine.embedding_cache import EmbeddingCache
-from ..engine.transforms import ResizeLongestSide
 from .checkpoint import save_checkpoint
 from .data import data_hash, load_samples, split_samples
 from .evaluate import METRICS, evaluate
@@ -59,6 +59,17 @@ def _resolve_model(
     return base, torch.device(base.device)
 
 
+def annotator_cache(data: Any) -> EmbeddingCache | None:
+    """The embedding cache ``SamAnnotator`` keeps beside a project file
+    (``<project>.cache/embeddings``), if ``data`` is such a project and the folder exists:
+    images encoded while annotating (with the same model weights) are not encoded again."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    path = Path(os.fspath(data)).expanduser()
+    folder = path.with_name(path.name + ".cache") / "embeddings"
+    return EmbeddingCache(directory=folder) if folder.is_dir() else None
+
+
 class _Progress:
     """tqdm bar and/or user callback over the whole run (embedding, training, validation)."""
 
@@ -79,6 +90,18 @@ class _Progress:
             self.callback(
                 {"stage": stage, "epoch": epoch, "fraction": min(1.0, self.done / self.total)}
                 | info
+            )
+
+    def metrics(self, epoch: int, values: dict[str, float]) -> None:
+        """A validation result (no unit of work): shown on the bar, passed to the callback
+        as ``{"stage": "metrics", "epoch", "fraction", "metrics": {...}}``."""
+        if self.bar is not None:
+            shown = ", ".join(f"{k[4:]} {v:.3f}" for k, v in values.items())
+            self.bar.set_postfix_str(f"epoch {epoch} IoU: {shown}")
+        if self.callback is not None:
+            fraction = min(1.0, self.done / self.total)
+            self.callback(
+                {"stage": "metrics", "epoch": epoch, "fraction": fraction, "metrics": dict(values)}
             )
 
     def close(self) -> None:
@@ -131,7 +154,8 @@ def finetune(
     checkpoint, device, pretrained=pretrained)``) or a model, which is copied, never
     changed. ``train``: ``"decoder"`` (mask decoder) or ``"decoder+prompt"`` (also the prompt
     encoder); the image encoder is frozen and each image is encoded once (through
-    ``cache``, an :class:`EmbeddingCache`, when given).
+    ``cache``, an :class:`EmbeddingCache`; for a project, by default the annotator's cache
+    beside it when there is one, so images already encoded there are not encoded again).
 
     Each step runs ``rounds`` interactive rounds on up to ``masks_per_step`` masks of one
     training image (:mod:`sam_widget.finetune.step`), AdamW(``lr``, ``weight_decay``).
@@ -142,7 +166,9 @@ def finetune(
     and machine give the same weights.
 
     ``progress``: a tqdm bar; ``callback(info)`` gets ``{"stage", "epoch", "fraction",
-    ...}`` after each unit of work (an exception raised there stops the run). The history
+    ...}`` after each unit of work (stages "embed", "train" with ``"loss"``, "validate"), and
+    ``{"stage": "metrics", "metrics": {"iou_1click", "iou_3click", "iou_box"}, ...}`` after
+    each validation (epoch 0: before training). An exception raised there stops the run. The history
     is ``model.finetune_history`` (and in the checkpoint's metadata; see ``plot_history``).
     Sources are only read, never modified.
     """
@@ -151,6 +177,12 @@ def finetune(
         raise ValueError(f"patience must be an int >= 1, got {patience!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if out is not None:  # checked now, not after the training it would lose
+        if not isinstance(out, (str, os.PathLike)):
+            raise TypeError(f"out must be a path or None, got {type(out).__name__}")
+        folder = Path(os.fspath(out)).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise FileNotFoundError(f"out: folder {str(folder)!r} does not exist")
     samples = load_samples(data, image_root=image_root)
     if val_data is not None:
         train_samples, val_samples = samples, load_samples(val_data, image_root=image_root)
@@ -158,12 +190,15 @@ def finetune(
         train_samples, val_samples = split_samples(samples, val_fraction, seed)
 
     base, dev = _resolve_model(model, checkpoint, device, pretrained)
+    if cache is None:
+        cache = annotator_cache(data)
     fam = family_training(base)
     if train not in fam.TRAINABLE:
         raise ValueError(f"train must be one of {sorted(fam.TRAINABLE)}, got {train!r}")
-    # The interface's frame sizes (docs: models/interface.py); SAM's are 1024 and 256.
-    low_res = int(getattr(base, "low_res_size", (256, 256))[0])
-    transform = ResizeLongestSide(int(getattr(base, "image_size", 1024)))
+    # The model interface's frames (models/interface.py): SAM's input frame is the longest
+    # side resized to 1024, its low-res grid 256 x 256.
+    low_res = int(base.low_res_size[0])
+    transform = base.geometry
 
     n_img = len(train_samples) + len(val_samples)
     bar = _Progress(
@@ -254,7 +289,7 @@ def _train(
     params: list[torch.nn.Parameter],
     train_prep: list[Prepared],
     val_prep: list[Prepared],
-    transform: ResizeLongestSide,
+    transform: Any,
     bar: _Progress,
     *,
     epochs: int,
@@ -274,6 +309,7 @@ def _train(
 
     history: dict[str, Any] = {"epoch": [0], "train_loss": [None]}
     first = validate(0)
+    bar.metrics(0, first)
     for k in METRICS:
         history[k] = [first[k]]
     best_score, best_epoch = float(np.mean(list(first.values()))), 0
@@ -298,6 +334,7 @@ def _train(
             losses.append(loss)
             bar.tick("train", epoch, loss=loss)
         metrics = validate(epoch)
+        bar.metrics(epoch, metrics)
         history["epoch"].append(epoch)
         history["train_loss"].append(float(np.mean(losses)))
         for k in METRICS:

@@ -28,11 +28,13 @@ def sigmoid_focal(
     ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
     p_t = p * t + (1 - p) * (1 - t)
     a_t = alpha * t + (1 - alpha) * (1 - t)
+    # B x C x h x w -> B x C x hw, mean per candidate
     return (a_t * (1 - p_t) ** gamma * ce).flatten(2).mean(dim=2)
 
 
 def soft_dice(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """Per-candidate dice loss on sigmoid probabilities: (B, C, h, w), (B, 1, h, w) -> (B, C)."""
+    # B x C x h x w -> B x C x hw
     p = torch.sigmoid(logits).flatten(2)
     t = target.expand_as(logits).flatten(2)
     inter = (p * t).sum(dim=2)
@@ -43,6 +45,7 @@ def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """IoU of the thresholded logits (> 0) with the target: (B, C, h, w), (B, h, w) -> (B, C).
     An empty prediction of an empty target counts as 1."""
     pred = logits > 0
+    # B x h x w -> B x 1 x h x w -> B x C x h x w; then B x C x hw, summed per candidate
     t = target[:, None].expand_as(pred)
     inter = (pred & t).flatten(2).sum(dim=2).to(torch.float32)
     union = (pred | t).flatten(2).sum(dim=2).to(torch.float32)
@@ -59,7 +62,7 @@ def prompt_loss(
     candidate's predicted IoU against its actual IoU. Returns the mean over the batch (a
     scalar) and ``best`` (B,) long, the candidate with the lowest mask loss.
     """
-    t = target[:, None].to(logits.dtype)
+    t = target[:, None].to(logits.dtype)  # B x h x w -> B x 1 x h x w
     per_mask = FOCAL_WEIGHT * sigmoid_focal(logits, t) + soft_dice(logits, t)
     best_loss, best = per_mask.min(dim=1)
     with torch.no_grad():

@@ -6,6 +6,7 @@ truth on the decoder's low-res grid.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,7 +83,14 @@ def prepare_samples(
     for s in samples:
         emb = predictor.compute_embedding(s.image)
         target = low_res_target(s.masks, emb.input_size, image_size, low_res)
-        keep = target.flatten(1).any(dim=1).numpy()
+        keep = target.flatten(1).any(dim=1).numpy()  # N x gh x gw -> N x (gh gw)
+        if not keep.all():
+            warnings.warn(
+                f"{s.name}: {int((~keep).sum())} mask(s) too small for the decoder's "
+                f"{low_res} x {low_res} grid ignored",
+                UserWarning,
+                stacklevel=3,
+            )
         if keep.any():
             out.append(
                 Prepared(

@@ -104,6 +104,7 @@ def corrective_points(
     weights = torch.where(has_err[:, None], flat, torch.ones_like(flat)).to(torch.float32)
     idx = torch.multinomial(weights, 1, generator=generator)[:, 0]
     cells = torch.stack([idx // w, idx % w], dim=1)
+    # B x h x w -> B x hw: the target at each chosen flat index
     hit = target.reshape(b, h * w).gather(1, idx[:, None])[:, 0]
     labels = torch.where(
         has_err, hit.to(torch.float32), torch.full_like(hit, -1.0, dtype=torch.float32)
@@ -127,17 +128,20 @@ def deepest_points(regions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     cur = regions.to(torch.float32)[:, None]
     last = cur.clone()
     for _ in range(max(h, w)):
-        alive = cur.flatten(1).any(dim=1)
+        alive = cur.flatten(1).any(dim=1)  # B x 1 x h x w -> B x hw
         if not bool(alive.any()):
             break
         last[alive] = cur[alive]
         cur = _erode(cur)
+    # h -> h x 1 -> h x w row indices; w -> 1 x w -> h x w column indices
     ys = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)
     xs = torch.arange(w, dtype=torch.float32)[None, :].expand(h, w)
-    keep = last[:, 0] > 0
+    keep = last[:, 0] > 0  # B x 1 x h x w -> B x h x w
+    # B x h x w -> B x hw sums: the mean cell of the last surviving layer
     count = keep.flatten(1).sum(dim=1).clamp(min=1).to(torch.float32)
     my = (keep * ys).flatten(1).sum(dim=1) / count
     mx = (keep * xs).flatten(1).sum(dim=1) / count
+    # h x w grid against B means -> B x h x w squared distances
     dist = (ys[None] - my[:, None, None]) ** 2 + (xs[None] - mx[:, None, None]) ** 2
     dist = torch.where(keep, dist, torch.full_like(dist, float("inf")))
     # B x h x w -> B x hw; argmin gives the flat cell index

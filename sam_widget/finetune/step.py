@@ -49,6 +49,7 @@ def train_step(
     boxes: torch.Tensor | None = None
     if rng.random() < 0.5:
         pts = transform.apply_coords(random_points(masks, rng), prep.original_size)
+        # B x 2 -> B x 1 x 2: one point per prompt
         coords = torch.as_tensor(np.asarray(pts), dtype=torch.float32, device=device)[:, None]
         labels = torch.ones(b, 1, device=device)
     else:
@@ -64,6 +65,7 @@ def train_step(
             xy, lab = corrective_points(
                 prev[:, 0, :gh, :gw].cpu(), target.cpu(), generator, prep.cell
             )
+            # B x 2 -> B x 1 x 2 and B -> B x 1: appended to each prompt's points
             xy, lab = xy.to(device)[:, None], lab.to(device)[:, None]
             coords = xy if coords is None else torch.cat([coords, xy], dim=1)
             labels = lab if labels is None else torch.cat([labels, lab], dim=1)
@@ -72,5 +74,6 @@ def train_step(
         loss, best = prompt_loss(low[:, :, :gh, :gw], iou, target)
         (loss / rounds).backward()
         total += float(loss.detach())
+        # B x C x 256 x 256 -> the chosen candidate B x 256 x 256 -> B x 1 x 256 x 256
         prev = low.detach()[torch.arange(b, device=device), best][:, None]
     return total / rounds

@@ -113,6 +113,8 @@ class SegmentModel(Protocol):
 
     Optional: ``encoder_blocks()`` -> the encoder's modules in the order they run; the
     predictor reports encoding progress as each one finishes (without it, only at the end).
+    ``low_res_clamp`` (float): ``predict`` returns the low-res logits clamped to +-that
+    (SAM 2: 32, as its published predictor; masks still come from the unclamped logits).
     ``config``: the family's frozen config of the variant (from the registry).
     """
 

@@ -1,21 +1,23 @@
 """From an object's prompts to its mask logits: ambiguity and iterative refinement.
 
-Rules (deterministic: the same prompts always give the same mask, however the prompts were
-entered and whichever intermediate states a coalescing worker skipped):
+Rules (one decoder run per prompt change, whatever the number of points):
 
 - No points and no box: no mask (empty).
 - A single point and no box is ambiguous: the decoder returns its 3 multimask candidates
   (whole / part / sub-part, SAM paper Sec. 3) and ``candidate`` picks one (``None``: the one
   with the highest predicted IoU).
-- Anything else gives one mask (``multimask_output=False``).
+- Anything else gives one mask (``multimask_output=False``) from all the prompts at once.
 - Refinement (``refine=True``, the published interactive practice: SAM paper Sec. 7.1 and
-  the predictor example notebook, "pass the previous low-res logits as mask_input"): the
-  prompts are replayed as *stages*. With a box, stage 0 is the box alone; without one,
-  stage 1 is the first point. Each later stage adds the next point (in list order) and passes
-  the chosen low-res logits of the previous stage as ``mask_input``. The last stage is the
-  object's mask. Stages are cached per object (:class:`StageCache`), so adding one point costs
-  one decoder run, and undoing costs none.
-- ``refine=False``: one decoder run on all prompts, no ``mask_input``.
+  the predictor example notebook, "pass the previous low-res logits as mask_input"): an
+  unambiguous prompt also gets, as ``mask_input``, the chosen low-res logits of the object's
+  previous prompt state (:class:`ObjectMemo` keeps them). Every prompt state is decoded
+  once, in order (the widget's worker decodes the states it has not caught up with before
+  the newest), so the mask is a function of the sequence of prompt states: a replay of the
+  saved history (``SamWidget.from_dict``, a reopened annotator project) gives the same
+  masks.
+- A prompt state decoded before (undo, redo, a click where the hover preview was) is not
+  decoded again: the memo keeps the last few results per object.
+- ``refine=False``: no ``mask_input`` ever; the mask depends only on the prompts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["ChainResult", "DecodeFn", "Prompt", "StageCache", "run_chain"]
+__all__ = ["ChainResult", "DecodeFn", "ObjectMemo", "Prompt", "run_chain"]
 
 #: decode(points (N,2) float64 | None, labels (N,) int64 | None, box (4,) float64 | None,
 #:        mask_input 1 x 256 x 256 logits | None, multimask) -> (logits C x 256 x 256, iou C)
@@ -102,42 +104,51 @@ class ChainResult:
         return self.logits[self.index : self.index + 1]
 
 
-class StageCache:
-    """Small LRU of decoded stages for one object (keys are prompt prefixes).
+Stage = tuple[torch.Tensor, torch.Tensor]  # (C x 256 x 256 logits, C IoU predictions)
 
-    ``run_chain`` raises the limit to the chain's length plus some slack, so an object's
-    whole current chain always fits (no re-decoding from scratch for long prompt lists),
-    while variants (undone prompts, other candidates) are evicted oldest first.
-    """
 
-    def __init__(self, limit: int = 8) -> None:
+class ObjectMemo:
+    """What one object remembers between decodes: the chosen low-res logits of its last
+    decoded state (``last``, fed back as ``mask_input``), a small LRU of recent results by
+    prompt (undo/redo cost no decode) and the last hover preview (outside the LRU, so
+    pointer motion never evicts real results)."""
+
+    def __init__(self, limit: int = 4) -> None:
         self.limit = int(limit)
-        self._d: OrderedDict[Any, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        # The last hover preview's final stage, outside the LRU: a click where the preview
-        # was just shown asks for exactly this stage and then needs no decoder run.
-        self._preview: tuple[Any, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.last: torch.Tensor | None = None  # 1 x 256 x 256
+        self._d: OrderedDict[Any, Stage] = OrderedDict()
+        # (prompt key, result, the ``last`` it was refined from)
+        self._preview: tuple[Any, Stage, torch.Tensor | None] | None = None
 
-    def reserve(self, stages: int, slack: int = 6) -> None:
-        self.limit = max(self.limit, int(stages) + slack)
-
-    def get(self, key: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def get(self, key: Any) -> Stage | None:
         hit = self._d.get(key)
         if hit is not None:
             self._d.move_to_end(key)
-        elif self._preview is not None and self._preview[0] == key:
+        elif (
+            self._preview is not None and self._preview[0] == key and self._preview[2] is self.last
+        ):
+            # The preview counts only if it was refined from the same previous state.
             hit = self._preview[1]
-            self.put(key, hit)  # a real stage now: keep it with the others
+            self.put(key, hit)  # a real result now: keep it with the others
         return hit
 
-    def put_preview(self, key: Any, value: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Remember one hover stage without evicting any real stage."""
-        self._preview = (key, value)
-
-    def put(self, key: Any, value: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def put(self, key: Any, value: Stage) -> None:
         self._d[key] = value
         self._d.move_to_end(key)
         while len(self._d) > self.limit:
             self._d.popitem(last=False)
+
+    def put_preview(self, key: Any, value: Stage) -> None:
+        self._preview = (key, value, self.last)
+
+    def nbytes(self) -> int:
+        """Bytes of tensors held (for the memory bound tests)."""
+        tensors = [t for v in self._d.values() for t in v]
+        if self._preview is not None:
+            tensors += list(self._preview[1])
+        if self.last is not None:
+            tensors.append(self.last)
+        return sum(t.element_size() * t.nelement() for t in tensors)
 
     def __len__(self) -> int:
         return len(self._d)
@@ -151,90 +162,42 @@ def _choose(iou: torch.Tensor, multimask: bool, candidate: int | None) -> int:
     return int(torch.argmax(iou).item())
 
 
-def _stage(
-    decode: DecodeFn,
-    cache: StageCache | None,
-    key: Any,
-    points: tuple[tuple[float, float], ...],
-    labels: tuple[int, ...],
-    box: tuple[float, ...] | None,
-    mask_input: torch.Tensor | None,
-    multimask: bool,
-    store: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    hit = cache.get(key) if cache is not None else None
-    if hit is not None:
-        return hit
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points else None
-    lbl = np.asarray(labels, dtype=np.int64) if points else None
-    bx = np.asarray(box, dtype=np.float64) if box is not None else None
-    logits, iou = decode(pts, lbl, bx, mask_input, multimask)
-    out = (logits.detach(), iou.detach().reshape(-1))
-    if cache is not None:
-        if store:
-            cache.put(key, out)
-        else:
-            cache.put_preview(key, out)
-    return out
-
-
 def run_chain(
     decode: DecodeFn,
     prompt: Prompt,
     *,
     refine: bool = True,
-    cache: StageCache | None = None,
+    memo: ObjectMemo | None = None,
     store_final: bool = True,
 ) -> ChainResult:
-    """Decode ``prompt`` by the module's rules; ``cache`` (per object) saves repeated stages.
+    """Decode ``prompt`` by the module's rules: at most one decoder run.
 
-    ``store_final=False`` reads the cache but does not add the last stage to its LRU (hover
-    previews: every pointer position would otherwise evict the object's real stages); it is
-    kept in the cache's one-entry preview slot instead, so a click on the previewed spot
-    reuses it.
+    ``memo`` (per object) supplies the previous logits and remembers the result;
+    ``store_final=False`` (hover previews) reads the memo but keeps the result only in its
+    preview slot and does not make it the object's previous state.
     """
     if prompt.empty:
         return ChainResult(torch.zeros(0, 256, 256), (), -1, False)
-    n = len(prompt.points)
-    if not refine:
-        multimask = prompt.ambiguous
-        key: tuple[Any, ...] = ("all", prompt.points, prompt.labels, prompt.box)
-        logits, iou = _stage(
-            decode,
-            cache,
-            key,
-            prompt.points,
-            prompt.labels,
-            prompt.box,
-            None,
-            multimask,
-            store_final,
-        )
-        index = _choose(iou, multimask, prompt.candidate)
-        return ChainResult(logits, tuple(iou.tolist()), index, multimask)
-    first = 0 if prompt.box is not None else 1
-    if cache is not None:
-        cache.reserve(n + 1 - first)
-    prev: torch.Tensor | None = None
-    result: ChainResult | None = None
-    for k in range(first, n + 1):
-        multimask = prompt.box is None and k == 1
-        # The choice made at the ambiguous first stage shapes every later stage.
-        choice = prompt.candidate if (prompt.box is None and k >= 2) else None
-        key = ("refine", prompt.box, prompt.points[:k], prompt.labels[:k], choice)
-        logits, iou = _stage(
-            decode,
-            cache,
-            key,
-            prompt.points[:k],
-            prompt.labels[:k],
-            prompt.box,
-            prev,
-            multimask,
-            store_final or k < n,
-        )
-        index = _choose(iou, multimask, prompt.candidate)
-        prev = logits[index : index + 1]
-        result = ChainResult(logits, tuple(iou.tolist()), index, multimask)
-    assert result is not None
-    return result
+    multimask = prompt.ambiguous
+    # The candidate matters only while the prompt is ambiguous.
+    key = (prompt.points, prompt.labels, prompt.box, refine)
+    hit = memo.get(key) if memo is not None else None
+    if hit is None:
+        mask_input = None
+        if refine and not multimask and memo is not None and memo.last is not None:
+            mask_input = memo.last
+        pts = np.asarray(prompt.points, dtype=np.float64).reshape(-1, 2) if prompt.points else None
+        lbl = np.asarray(prompt.labels, dtype=np.int64) if prompt.points else None
+        bx = np.asarray(prompt.box, dtype=np.float64) if prompt.box is not None else None
+        logits, iou = decode(pts, lbl, bx, mask_input, multimask)
+        hit = (logits.detach(), iou.detach().reshape(-1))
+        if memo is not None:
+            if store_final:
+                memo.put(key, hit)
+            else:
+                memo.put_preview(key, hit)
+    logits, iou = hit
+    index = _choose(iou, multimask, prompt.candidate)
+    if memo is not None and store_final:
+        memo.last = logits[index : index + 1]
+    return ChainResult(logits, tuple(iou.tolist()), index, multimask)

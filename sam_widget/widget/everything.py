@@ -24,7 +24,9 @@ image) and talks back only through :class:`EverythingCallbacks`.
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
@@ -42,6 +44,16 @@ __all__ = ["Everything", "EverythingCallbacks", "label_map_display"]
 
 class _Cancelled(Exception):
     pass
+
+
+_OPEN: weakref.WeakSet[Everything] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Stop runs still going at interpreter exit (a thread inside torch then can abort it)."""
+    for everything in list(_OPEN):
+        everything.close(timeout=5.0)
 
 
 def label_map_display(masks: list[np.ndarray], height: int, width: int) -> np.ndarray:
@@ -83,6 +95,7 @@ class Everything:
         self._running: Future[list[dict[str, Any]]] | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        _OPEN.add(self)
 
     @property
     def records(self) -> list[dict[str, Any]] | None:
@@ -160,7 +173,7 @@ class Everything:
         return future
 
     def _stale(self, image_id: int) -> bool:
-        return self._closed or self._session.image_id != image_id
+        return self._closed or self._session.closed or self._session.image_id != image_id
 
     def _run(
         self,
@@ -241,3 +254,4 @@ class Everything:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        _OPEN.discard(self)

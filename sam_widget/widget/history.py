@@ -63,7 +63,7 @@ class History:
         current = self._states[self._index]
         if state == current:
             return False
-        if state.get("objects") == current.get("objects"):
+        if "objects" in state and state.get("objects") == current.get("objects"):
             self._states[self._index] = copy.deepcopy(state)
             return False
         del self._states[self._index + 1 :]

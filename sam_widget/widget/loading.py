@@ -10,7 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelLoadError", "model_factory", "untrained_notice"]
+__all__ = [
+    "ModelLoadError",
+    "model_factory",
+    "model_from_record",
+    "model_record",
+    "untrained_notice",
+]
 
 
 class ModelLoadError(RuntimeError):
@@ -78,26 +84,26 @@ def model_factory(model: Any, checkpoint: Any, device: Any) -> tuple[Callable[[]
     from ..engine import model_cache as registry
 
     if isinstance(model, str):
-        from ..models.sam.config import get_config
+        from ..models.registry import get_entry
 
-        get_config(model)  # ValueError listing the variants
+        get_entry(model)  # ValueError listing the registered variants
         variant = model
         path = _checkpoint_path(checkpoint)
         return (lambda: _build(variant, path, device)), variant
     if checkpoint is not None or device is not None:
         raise ValueError("checkpoint and device only apply when model is a variant name.")
     from ..engine.predictor import SamPredictor
-    from ..models.sam import Sam
+    from ..models.interface import SegmentModel
 
     if isinstance(model, SamPredictor):
         base: Any = model
         cache = getattr(base, "cache", None)
         return lambda: registry.make_predictor(base.model, cache), str(base.model.variant)
-    if isinstance(model, Sam):
+    if isinstance(model, SegmentModel):
         sam: Any = model
         return lambda: registry.make_predictor(sam), str(sam.variant)
     raise TypeError(
-        "model must be a variant name, a Sam model or a SamPredictor, got "
+        "model must be a variant name, a model from build_sam or a SamPredictor, got "
         f"{type(model).__module__}.{type(model).__qualname__}."
     )
 
@@ -113,3 +119,44 @@ def untrained_notice(variant: str) -> str:
         f"{text} For real masks pass the weights file: "
         f'SamWidget(image, checkpoint="/path/to/{info.filename}") (from {info.url}).'
     )
+
+
+def model_record(variant: str, checkpoint: Any, predictor: Any) -> dict[str, Any]:
+    """What a widget's model actually is, for ``to_dict``: the variant, whether its weights
+    are trained (None while still loading), the checkpoint file (absolute path; None: the
+    official weights or none) and the weights' id (``sam.weights_id``, None while loading)."""
+    model = getattr(predictor, "model", None)
+    path = None if checkpoint is None else str(Path(os.fspath(checkpoint)).expanduser().resolve())
+    return {
+        "variant": variant,
+        "pretrained": None if model is None else bool(getattr(model, "pretrained", True)),
+        "checkpoint": path,
+        "weights_id": None if model is None else getattr(model, "weights_id", None),
+    }
+
+
+def model_from_record(record: Any) -> tuple[Any, Any]:
+    """``(model, checkpoint)`` arguments that rebuild the model of a ``to_dict`` record: the
+    same variant with the same checkpoint file, the official weights, or (for a record of
+    an untrained model) an untrained one again. A plain variant name (older files) is
+    taken as is."""
+    if isinstance(record, str):
+        return record, None
+    if not isinstance(record, dict) or not isinstance(record.get("variant"), str):
+        raise ValueError(
+            "data['model'] must be a variant name or a dict with 'variant' (from to_dict()); "
+            f"got {record!r}. Pass model= explicitly."
+        )
+    variant = record["variant"]
+    if record.get("checkpoint"):
+        return variant, record["checkpoint"]  # the same weights file
+    if record.get("pretrained") is False:
+        import warnings
+
+        from ..models.build import build_sam
+
+        with warnings.catch_warnings():
+            # The widget's notice says it (once): the masks of random weights are meaningless.
+            warnings.simplefilter("ignore", UserWarning)
+            return build_sam(variant, pretrained=False), None
+    return variant, record.get("checkpoint")

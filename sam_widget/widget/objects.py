@@ -119,10 +119,12 @@ def _points(value: Any, width: int, height: int, where: str) -> list[list[float]
     for i, p in enumerate(value):
         if hasattr(p, "tolist"):
             p = p.tolist()
+        # Points are numbered from 1, as the user counts them on screen.
+        point = f"{where.removesuffix('.points')}, point {i + 1}"
         if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) != 2:
-            raise ValueError(f"{where}[{i}] must be an [x, y] pair, got {p!r}.")
-        x, y = _coord(p[0], f"{where}[{i}][0]"), _coord(p[1], f"{where}[{i}][1]")
-        _check_inside(x, y, width, height, f"{where}[{i}]")
+            raise ValueError(f"{point} must be an [x, y] pair, got {p!r}.")
+        x, y = _coord(p[0], f"{point}: x"), _coord(p[1], f"{point}: y")
+        _check_inside(x, y, width, height, point)
         out.append([x, y])
     return out
 
@@ -189,6 +191,8 @@ def _normalize_one(
         raise ValueError(
             f"{where}.name has {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed."
         )
+    # From here on, the object as the user sees it: its number in the list, name and id.
+    where = f"object {index + 1} {name!r} (id {oid})"
     color = obj.get("color")
     if color is not None and (not isinstance(color, str) or not _COLOR_RE.match(color)):
         raise ValueError(f'{where}.color must look like "#rrggbb", got {color!r}.')

@@ -3,15 +3,20 @@
 ``to_dict`` format (version 1, JSON-serialisable)::
 
     {"format": "sam_widget.prompts", "version": 1,
-     "image": {"width": W, "height": H},
-     "model": "vit_t", "refine": true,
+     "image": {"width": W, "height": H, "path": "photo.jpg" or null},
+     "model": {"variant": "vit_t", "pretrained": true, "checkpoint": path or null,
+               "weights_id": "..." or null},
+     "refine": true,
      "objects": [object dicts without "seq"], "active": id,
      "next_id": int,
      "history": {"states": [{"objects": [...], "active": id}, ...], "index": i}}
 
 Masks are not stored: they follow from the prompts and the order they were entered in
-(``sam_widget.widget.chain``), so ``SamWidget.from_dict(d, image, model=...)`` replays the
-history up to its current entry and reproduces them. Every file is written through
+(``sam_widget.widget.chain``), so ``SamWidget.from_dict(d)`` replays the history up to its
+current entry and reproduces them, with the model that was used (``"model"`` records what
+was actually loaded: an untrained model says ``pretrained: false``) and the image file the
+widget was made from (when it was given a path; otherwise pass the image). Older files with
+``"model": "vit_t"`` (a name only) still load. Every file is written through
 :mod:`sam_widget.data.atomic` (a failed write leaves the previous file untouched).
 """
 
@@ -53,15 +58,16 @@ def to_dict(
     history: History,
     width: int,
     height: int,
-    model: str,
+    model: Mapping[str, Any],
     refine: bool,
+    image_path: str | None = None,
 ) -> dict[str, Any]:
     """The prompts and history as JSON-serialisable data (the format above)."""
     return {
         "format": FORMAT,
         "version": VERSION,
-        "image": {"width": int(width), "height": int(height)},
-        "model": model,
+        "image": {"width": int(width), "height": int(height), "path": image_path},
+        "model": dict(model),
         "refine": bool(refine),
         "objects": [objmod.strip_seq(o) for o in objects],
         "active": int(active),
@@ -172,18 +178,23 @@ def export_coco(
     objects: Sequence[Mapping[str, Any]],
     scores: Sequence[float | None],
 ) -> Path:
-    """COCO JSON: one annotation per object (RLE), one category per distinct object name;
-    each annotation also carries ``object_id``, ``name`` and ``score`` (predicted IoU)."""
+    """COCO JSON: one annotation per object (RLE). The objects are instances of one
+    category, "object", unless an object has its own ``"category"`` (a name): then one COCO
+    category per distinct name. Each annotation also carries ``object_id``, ``name`` and
+    ``score`` (predicted IoU)."""
     from ..data.io import to_coco_json
 
     p = Path(os.fspath(path))
     values = [0.0 if s is None else float(s) for s in scores]
-    data = to_coco_json(stack, height=stack.shape[1], width=stack.shape[2], scores=values)
-    names = [str(o["name"]) for o in objects]
-    categories = {name: i for i, name in enumerate(dict.fromkeys(names), start=1)}
-    data["categories"] = [{"id": i, "name": n} for n, i in categories.items()]
+    categories = [o.get("category") or None for o in objects]
+    data = to_coco_json(
+        stack,
+        height=stack.shape[1],
+        width=stack.shape[2],
+        scores=values,
+        categories=categories,
+    )
     for ann, obj in zip(data["annotations"], objects, strict=True):
-        ann["category_id"] = categories[str(obj["name"])]
         ann["object_id"] = int(obj["id"])
         ann["name"] = str(obj["name"])
     atomic_write_text(p, json.dumps(data))

@@ -7,10 +7,22 @@ encode the current image, decode objects whose prompts changed, decode the hover
   of the same object replaces the older one; only the newest hover request is kept. So the
   queue never holds more than one job per object plus one hover job.
 - **Prompts during encoding** stay queued and run once the image's embedding is set.
-- **Stale-drop**: every job carries ``image_id`` and the object's ``seq`` (hover: its own
-  ``seq``). A result is sent only if, when it is ready, the image and the ``seq`` are still
-  current; otherwise it is dropped. An encoding for a replaced image is cancelled from its
-  progress callback.
+- **Stale-drop and cancellation**: every job carries ``image_id`` and the object's ``seq``
+  (hover: its own ``seq``). A job is checked before each decoder run: work for a newer
+  prompt state, a deleted object or a replaced image is abandoned, and a result is sent only
+  if, when it is ready, the image and the ``seq`` are still current. An encoding for a
+  replaced image is cancelled from its progress callback. Each prompt change costs one
+  decoder run (:mod:`.chain`); replaying a loaded history (:meth:`Session.replay`) is the
+  one job of many runs, and it is checked between them.
+- **Memory**: per object the session keeps its :class:`~.chain.ObjectMemo` (a few low-res
+  results) and its last :class:`MaskUpdate`; both go when the object is deleted or its
+  prompts are cleared, everything goes with a new image.
+- **Status**: ``"decoding"`` while object decodes are queued or running, ``"ready"`` once
+  none are (set before ``wait_idle`` returns), so ``status`` never says "ready" while work
+  is pending.
+- **Shutdown**: :meth:`Session.close` stops and joins the thread; an ``atexit`` hook closes
+  every session still open at interpreter exit (a daemon thread inside torch at exit can
+  abort the process).
 - **Thread safety**: ``_cond`` guards the queue and the bookkeeping (held only for short
   sections); ``_plock`` guards every use of the predictor (``set_embedding``/``decode``), so
   the synchronous paths (``w.masks``) and the worker never interleave on it. Lock order:
@@ -22,9 +34,11 @@ encode the current image, decode objects whose prompts changed, decode the hover
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +47,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .chain import ChainResult, Prompt, StageCache, run_chain
+from .cancel import Cancelled as _Cancelled
+from .cancel import cancellable as _cancellable
+from .cancel import install_cancel_points as _install_cancel_points
+from .chain import ChainResult, ObjectMemo, Prompt, run_chain
 from .codec import encode_mask
 from .updates import Frame, MaskUpdate, describe_error
 
@@ -60,6 +77,8 @@ class _Decode:
     object_id: int
     seq: int
     prompt: Prompt
+    # a given mask ((H, W) bool) and its score instead of a decode (see Session.show_mask)
+    given: tuple[np.ndarray, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +89,14 @@ class _Hover:
     object_id: int  # whose stage cache to use (-1: none active)
 
 
-class _Cancelled(Exception):
-    """Raised from the progress callback to abandon an encoding nobody needs any more."""
+_OPEN: weakref.WeakSet[Session] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Stop every worker before the interpreter tears down (see the module docstring)."""
+    for session in list(_OPEN):
+        session.close(timeout=5.0)
 
 
 class Session:
@@ -90,15 +115,27 @@ class Session:
         self._encode_error: str | None = None
         self._frame: Frame | None = None  # of the embedding set in the predictor
         self._decodes: OrderedDict[int, _Decode] = OrderedDict()
+        # object id -> prompt states submitted before its queued job and not decoded yet, in
+        # order. With refinement each state's mask_input is the previous state's result, so
+        # they are decoded in turn (one decoder run each) before the queued job: the mask
+        # is a function of the prompt states alone, as a replay (from_dict, a reopened
+        # annotator project) computes it, not of how fast the worker kept up.
+        self._backlog: dict[int, list[Prompt]] = {}
         self._hover: _Hover | None = None
         self._hover_seq = -1
         self._seqs: dict[int, int] = {}
         self._results: dict[int, MaskUpdate] = {}
-        # (image_id, object_id) -> decoded prompt stages of that object on that image
-        self._stages: dict[tuple[int, int], StageCache] = {}
+        # (image_id, object_id) -> what that object remembers of its decodes on that image
+        self._memos: dict[tuple[int, int], ObjectMemo] = {}
+        self._replay: tuple[int, list[list[dict[str, Any]]]] | None = None
+        self._replaying = False
         self._busy = False
+        self._decoding = False  # the running job is an object decode
+        self._running: _Decode | None = None  # that decode
+        self._status = ""  # the last status this session reported
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="sam-widget-worker", daemon=True)
+        _OPEN.add(self)
         self._thread.start()
 
     # ---------------------------------------------------------------- requests (any thread)
@@ -117,10 +154,12 @@ class Session:
             self._encode = (int(image_id), image)
             self._encode_error = None
             self._decodes.clear()
+            self._backlog.clear()
             self._hover = None
             self._seqs.clear()
             self._results.clear()
-            self._stages = {}  # swapped, not cleared: a decode in flight may still read the old
+            self._memos = {}  # swapped, not cleared: a decode in flight may still read the old
+            self._replay = None
             self._cond.notify_all()
 
     def submit(self, obj: Mapping[str, Any]) -> None:
@@ -128,9 +167,42 @@ class Session:
         oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
         with self._cond:
             job = _Decode(self._image_id, oid, seq, prompt)
+            queued = self._decodes.get(oid)
+            if prompt.empty or not self.refine:
+                self._backlog.pop(oid, None)  # no state before this one matters any more
+            elif queued is not None and queued.image_id == job.image_id and queued.given is None:
+                self._backlog.setdefault(oid, []).append(queued.prompt)
             self._seqs[job.object_id] = job.seq
             self._decodes[job.object_id] = job
             self._decodes.move_to_end(job.object_id)
+            if self._hover is not None and self._hover.object_id == oid:
+                # A click pre-empts hover: that preview was built on the object's old
+                # prompts, so it is dropped before any work is done on it.
+                self._hover = None
+            if prompt.empty:  # cleared: free what the object remembered
+                self._memos.pop((self._image_id, oid), None)
+            self._cond.notify_all()
+        self._report_status()
+
+    def show_mask(self, obj: Mapping[str, Any], mask: np.ndarray, score: float | None) -> None:
+        """Show ``mask`` ((H, W) bool) as the mask of ``obj`` at its current seq instead of
+        decoding its prompts (a stored mask is the truth: a reopened annotator project,
+        automatic masks without prompts). The next prompt change decodes as usual."""
+        oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
+        with self._cond:
+            self._backlog.pop(oid, None)
+            self._seqs[oid] = seq
+            self._decodes[oid] = _Decode(self._image_id, oid, seq, prompt, (mask, score))
+            self._decodes.move_to_end(oid)
+            self._cond.notify_all()
+        self._report_status()
+
+    def replay(self, states: list[list[dict[str, Any]]]) -> None:
+        """Decode the objects of ``states`` (history states, oldest first) in order, as they
+        were first decoded, so that refined masks come out as they were (``load_dict``).
+        Queued before any object decode; cancelled by a new image, a new replay or close."""
+        with self._cond:
+            self._replay = (self._image_id, [list(s) for s in states])
             self._cond.notify_all()
 
     def forget(self, object_id: int) -> None:
@@ -138,8 +210,9 @@ class Session:
         with self._cond:
             self._seqs.pop(object_id, None)
             self._decodes.pop(object_id, None)
+            self._backlog.pop(object_id, None)
             self._results.pop(object_id, None)
-            self._stages.pop((self._image_id, object_id), None)
+            self._memos.pop((self._image_id, object_id), None)
 
     def hover(self, seq: int, prompt: Prompt | None, object_id: int = -1) -> None:
         """Request a hover preview for ``prompt`` (None clears: an empty preview is sent)."""
@@ -159,6 +232,7 @@ class Session:
             self._cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        _OPEN.discard(self)
 
     @property
     def closed(self) -> bool:
@@ -183,7 +257,18 @@ class Session:
     def idle(self) -> bool:
         """Nothing queued or running (tests and ``wait`` use it)."""
         with self._cond:
-            return not (self._busy or self._load or self._encode or self._decodes or self._hover)
+            return not (
+                self._busy or self._load or self._encode or self._decodes or self._hover
+            ) and not (self._replay or self._replaying)
+
+    def held_bytes(self) -> int:
+        """Bytes of low-res logits the session keeps for the current image's objects."""
+        with self._cond:
+            memos = list(self._memos.values())
+            results = list(self._results.values())
+        return sum(m.nbytes() for m in memos) + sum(
+            u.result.logits.element_size() * u.result.logits.nelement() for u in results
+        )
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         with self._cond:
@@ -195,6 +280,7 @@ class Session:
                         or self._load
                         or self._encode_pending()
                         or self._decodes
+                        or self._replay
                         or (self._hover and self._can_decode())
                     )
                 ),
@@ -234,8 +320,21 @@ class Session:
 
     def report_status(self) -> None:
         """Report the status as it is now (after another part used the status line)."""
-        if self.frame is not None:
-            self.cb.status("ready", 1.0)
+        self._status = ""
+        self._report_status()
+
+    def _report_status(self) -> None:
+        # "decoding" while object decodes are queued or running, else "ready" (only once the
+        # image is encoded: loading/encoding/error are reported by their jobs).
+        with self._cond:
+            if not self._can_decode() or self._closed:
+                return
+            pending = bool(self._decodes or self._replay or self._replaying or self._decoding)
+            status = "decoding" if pending else "ready"
+            if status == self._status:
+                return
+            self._status = status
+        self.cb.status(status, 1.0)
 
     def _encode_pending(self) -> bool:
         return self._encode is not None and self._load_error is None
@@ -274,8 +373,25 @@ class Session:
         oid, seq = int(obj["id"]), int(obj["seq"])
         self.wait_ready(timeout)
         with self._cond:
-            have = self._results.get(oid)
+            # a loaded history is being replayed: its masks come from that order
+            if not self._cond.wait_for(
+                lambda: self._closed or not (self._replay or self._replaying), timeout
+            ):
+                raise TimeoutError("the loaded history is still being replayed")
             image_id = self._image_id
+
+            def settled() -> bool:
+                # The worker's job for this very state (queued or running) gives the mask:
+                # its refinement backlog or a given mask, which a decode here would bypass.
+                queued, running = self._decodes.get(oid), self._running
+                return self._closed or not (
+                    (queued is not None and queued.seq == seq)
+                    or (running is not None and (running.object_id, running.seq) == (oid, seq))
+                )
+
+            if not self._cond.wait_for(settled, timeout):
+                raise TimeoutError(f"the mask of object {oid} is still being computed")
+            have = self._results.get(oid)
         if have is not None and have.image_id == image_id and have.seq == seq:
             return have
         with self._plock:
@@ -317,17 +433,17 @@ class Session:
         self, prompt: Prompt, object_id: int | None, image_id: int, *, hover: bool = False
     ) -> ChainResult:
         # Caller holds _plock and has checked that image_id's embedding is the one set.
-        cache = None
+        memo = None
         if object_id is not None:
-            stages = self._stages
-            cache = stages.get((image_id, object_id))
-            if cache is None:
-                cache = StageCache()
-                if image_id == self._image_id:
-                    stages[(image_id, object_id)] = cache
+            memos = self._memos
+            memo = memos.get((image_id, object_id))
+            if memo is None:
+                memo = ObjectMemo()
+                if image_id == self._image_id and not prompt.empty:
+                    memos[(image_id, object_id)] = memo
         with torch.no_grad():
             return run_chain(
-                self._decode_fn, prompt, refine=self.refine, cache=cache, store_final=not hover
+                self._decode_fn, prompt, refine=self.refine, memo=memo, store_final=not hover
             )
 
     # ---------------------------------------------------------------- worker loop
@@ -342,6 +458,10 @@ class Session:
                 job, self._encode = self._encode, None
                 return lambda: self._do_encode(*job)
             if self.predictor is not None and self._can_decode():
+                if self._replay is not None:
+                    rep, self._replay = self._replay, None
+                    self._replaying = True
+                    return lambda: self._do_replay(*rep)
                 if self._decodes:
                     _, dec = self._decodes.popitem(last=False)
                     return lambda: self._do_decode(dec)
@@ -353,6 +473,7 @@ class Session:
 
     def _run(self) -> None:
         while True:
+            self._report_status()  # before going idle: wait() returns to a true status
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
@@ -364,6 +485,12 @@ class Session:
                 job()
             except Exception:  # pragma: no cover - every job handles its own errors
                 logger.exception("sam_widget worker: unexpected error")
+            finally:
+                with self._cond:
+                    self._replaying = False
+                    self._decoding = False
+                    self._running = None
+                    self._cond.notify_all()
 
     def _fail(self, what: str, exc: BaseException, *, status: bool) -> str:
         message = f"{what}: {describe_error(exc)}"
@@ -383,12 +510,13 @@ class Session:
                 self._load_error = message
                 self._cond.notify_all()
             return
+        _install_cancel_points(getattr(predictor, "model", None))
         with self._cond:
             self.predictor = predictor
             self._cond.notify_all()
         self.cb.loaded(predictor)
         if self._encode is None:
-            self.cb.status("ready", 1.0)
+            self.report_status()
 
     def _do_encode(self, image_id: int, image: np.ndarray) -> None:
         last = [-1.0]
@@ -417,7 +545,7 @@ class Session:
         model = self.predictor.model
         frame = Frame(
             image_id,
-            int(model.image_encoder.img_size),
+            model.geometry,
             (int(emb.input_size[0]), int(emb.input_size[1])),
             (int(emb.original_size[0]), int(emb.original_size[1])),
             float(model.mask_threshold),
@@ -429,25 +557,44 @@ class Session:
             with self._cond:
                 self._frame = frame
                 self._cond.notify_all()
-        self.cb.status("ready", 1.0)
+        self.report_status()
         self.cb.ready(image_id)
 
     def _do_decode(self, job: _Decode) -> None:
-        if not self.is_current(job.image_id, job.object_id, job.seq):
-            return
         with self._cond:
+            if not (job.image_id == self._image_id and self._seqs.get(job.object_id) == job.seq):
+                return  # superseded (newer prompts, deleted object, new image): cancelled
+            self._decoding = True
+            self._running = job
             have = self._results.get(job.object_id)
+            backlog = self._backlog.pop(job.object_id, [])
         try:
             if have is not None and (have.image_id, have.seq) == (job.image_id, job.seq):
                 update = have  # e.g. a {type: "sync"} resend
+            elif job.given is not None:
+                frame = self.frame
+                if frame is None or frame.image_id != job.image_id:
+                    return
+                update = MaskUpdate.from_mask(job.object_id, job.seq, frame, *job.given)
             else:
                 with self._plock:
                     frame = self.frame
                     if frame is None or frame.image_id != job.image_id:
                         return
-                    result = self._chain(job.prompt, job.object_id, job.image_id)
+                    # Earlier states this job refines from: cancelled only by a new image,
+                    # the object's deletion or a clear of its prompts (which starts over).
+                    with _cancellable(lambda: not self._object_alive(job)):
+                        for earlier in backlog:
+                            self._chain(earlier, job.object_id, job.image_id)
+                    # With refinement a newer state refines from this one, so only the
+                    # same events cancel it; without, a newer state makes it useless.
+                    current = self._object_alive if self.refine else self._is_current_job
+                    with _cancellable(lambda: not current(job)):
+                        result = self._chain(job.prompt, job.object_id, job.image_id)
                 update = MaskUpdate(job.object_id, job.seq, frame, result)
             buffer = encode_mask(update.display)
+        except _Cancelled:
+            return  # superseded while decoding
         except Exception as exc:
             self._fail(f"Decoding object {job.object_id} failed", exc, status=False)
             return
@@ -459,9 +606,63 @@ class Session:
         self.cb.error("")
         self.cb.mask(update)
 
+    def _object_alive(self, job: _Decode) -> bool:
+        # The object still exists on the same image and was not cleared since ``job``.
+        return (
+            not self._closed
+            and job.image_id == self._image_id
+            and job.object_id in self._seqs
+            and not self._cleared_since(job)
+        )
+
+    def _cleared_since(self, job: _Decode) -> bool:
+        queued = self._decodes.get(job.object_id)
+        return queued is not None and queued.seq != job.seq and queued.prompt.empty
+
+    def _is_current_job(self, job: _Decode) -> bool:
+        # Read without _cond (called from inside decoder runs): dict reads are atomic.
+        return (
+            not self._closed
+            and job.image_id == self._image_id
+            and self._seqs.get(job.object_id) == job.seq
+        )
+
+    def _do_replay(self, image_id: int, states: list[list[dict[str, Any]]]) -> None:
+        self._report_status()
+        seen: dict[int, tuple[Any, ...]] = {}
+        for objects in states:
+            for obj in objects:
+                prompt = Prompt.from_object(obj)
+                oid = int(obj["id"])
+                key = (prompt.points, prompt.labels, prompt.box, prompt.candidate)
+                if seen.get(oid) == key:
+                    continue  # unchanged in this state: nothing was decoded for it
+                seen[oid] = key
+                with self._cond:
+                    # checked between decoder runs: a new image, replay or close cancels
+                    if self._closed or self._image_id != image_id or self._replay is not None:
+                        return
+                    if prompt.empty:
+                        self._memos.pop((image_id, oid), None)
+                        continue
+                stale = lambda: (  # noqa: E731
+                    self._closed or self._image_id != image_id or self._replay is not None
+                )
+                try:
+                    with self._plock, _cancellable(stale):
+                        frame = self.frame
+                        if frame is None or frame.image_id != image_id:
+                            return
+                        self._chain(prompt, oid, image_id)
+                except _Cancelled:
+                    return
+                except Exception as exc:
+                    self._fail(f"Replaying object {oid} failed", exc, status=False)
+                    return
+
     @staticmethod
     def mask_message(update: MaskUpdate) -> dict[str, Any]:
-        h, w = update.frame.input_size
+        h, w = update.frame.display
         return {
             "type": "mask",
             "image_id": update.image_id,
@@ -475,18 +676,23 @@ class Session:
 
     def _hover_message(self, image_id: int, seq: int) -> dict[str, Any]:
         frame = self.frame
-        h, w = frame.input_size if frame is not None else (0, 0)
+        h, w = frame.display if frame is not None else (0, 0)
         return {"type": "hover_mask", "image_id": image_id, "seq": seq, "width": w, "height": h}
 
     def _do_hover(self, job: _Hover) -> None:
+        stale = lambda: (  # noqa: E731
+            self._closed or self._hover_seq != job.seq or self._image_id != job.image_id
+        )
         try:
-            with self._plock:
+            with self._plock, _cancellable(stale):
                 frame = self.frame
                 if frame is None or frame.image_id != job.image_id or self._hover_seq != job.seq:
                     return
                 oid = job.object_id if job.object_id >= 0 else None
                 result = self._chain(job.prompt, oid, job.image_id, hover=True)
             buffer = encode_mask(MaskUpdate(-1, job.seq, frame, result).display)
+        except _Cancelled:
+            return
         except Exception as exc:
             self._fail("Hover preview failed", exc, status=False)
             return

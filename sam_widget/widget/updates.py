@@ -8,11 +8,11 @@ built from; it turns the decoder's low-res logits into bool masks lazily, at dis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..engine.transforms import upscale_logits
 from .chain import ChainResult
 
 __all__ = ["Frame", "MaskUpdate", "describe_error", "upscale"]
@@ -32,28 +32,50 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}"
 
 
+DISPLAY_SIDE = 1024  # longest side of the masks sent to the browser (any model family)
+
+
+def display_size(original_size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the browser's masks for an image of ``original_size`` (H, W): the longest
+    side ``DISPLAY_SIDE``, aspect ratio kept (rounded half up), whatever the model's frame."""
+    h, w = int(original_size[0]), int(original_size[1])
+    scale = DISPLAY_SIDE / max(h, w)
+    return int(h * scale + 0.5), int(w * scale + 0.5)
+
+
 @dataclass(frozen=True)
 class Frame:
-    """Geometry of one encoded image (for turning low-res logits into masks)."""
+    """Geometry of one encoded image (for turning low-res logits into masks).
+
+    ``geometry``: the model's :class:`~sam_widget.models.interface.ImageGeometry`;
+    ``input_size``: the model's input frame (SAM: longest side 1024; SAM 2: 1024 x 1024);
+    ``display``: the browser's mask frame (:func:`display_size`)."""
 
     image_id: int
-    img_size: int  # the model's square input side (1024)
-    input_size: tuple[int, int]  # (h, w): resized image, longest side img_size
+    geometry: Any
+    input_size: tuple[int, int]  # (h, w)
     original_size: tuple[int, int]  # (H, W)
     threshold: float
 
+    @property
+    def display(self) -> tuple[int, int]:
+        return display_size(self.original_size)
+
 
 def upscale(logits: torch.Tensor, frame: Frame, size: str) -> torch.Tensor:
-    """C x 256 x 256 logits -> C x h x w (``"input"``) or C x H x W (``"original"``) logits.
+    """C x 256 x 256 logits -> C x h x w (``"display"``) or C x H x W (``"original"``)
+    logits, through the model's geometry.
 
     Stateless (uses ``frame``, not the predictor's current image), so results of an image
-    that is no longer current can still be turned into masks; same values as
-    ``SamPredictor.upscale`` (both use ``transforms.upscale_logits``).
+    that is no longer current can still be turned into masks; ``"original"`` gives the same
+    values as ``SamPredictor.upscale``. For SAM the display frame is the input frame.
     """
-    if size not in ("input", "original"):
-        raise ValueError(f"size must be 'input' or 'original', got {size!r}.")
-    original = frame.original_size if size == "original" else None
-    return upscale_logits(logits.float(), frame.input_size, original, frame.img_size)
+    if size not in ("display", "original"):
+        raise ValueError(f"size must be 'display' or 'original', got {size!r}.")
+    target: tuple[int, int] | None = frame.original_size
+    if size == "display":
+        target = None if frame.display == tuple(frame.input_size) else frame.display
+    return frame.geometry.upscale(logits.float(), frame.input_size, target)
 
 
 class MaskUpdate:
@@ -82,8 +104,35 @@ class MaskUpdate:
         self._display: np.ndarray | None = None
         self._mask: np.ndarray | None = None
 
+    @classmethod
+    def from_mask(
+        cls, object_id: int, seq: int, frame: Frame, mask: np.ndarray, score: float | None
+    ) -> MaskUpdate:
+        """An update whose mask is given (a stored mask, e.g. a reopened annotator project),
+        not decoded: ``mask`` (H, W) bool at the original size; its display mask is sampled
+        from it (nearest pixel centre). It has no low-res logits."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != tuple(frame.original_size):
+            raise ValueError(
+                f"mask must have the image's shape {tuple(frame.original_size)}, got {mask.shape}"
+            )
+        empty = ChainResult(torch.zeros(0, 256, 256), (), -1, False)
+        update = cls(object_id, seq, frame, empty)
+        update.score = None if score is None else float(score)
+        update.scores = [] if score is None else [float(score)]
+        fixed = mask.copy()
+        fixed.flags.writeable = False
+        update._mask = fixed
+        (h, w), (big_h, big_w) = frame.display, mask.shape
+        rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(np.int64), big_h - 1)
+        cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(np.int64), big_w - 1)
+        display = fixed[np.ix_(rows, cols)]
+        display.flags.writeable = False
+        update._display = display
+        return update
+
     def _binary(self, size: str) -> np.ndarray:
-        h, w = self.frame.input_size if size == "input" else self.frame.original_size
+        h, w = self.frame.display if size == "display" else self.frame.original_size
         if self.result.empty:
             out = np.zeros((h, w), dtype=bool)
         else:
@@ -96,7 +145,7 @@ class MaskUpdate:
     @property
     def display(self) -> np.ndarray:
         if self._display is None:
-            self._display = self._binary("input")
+            self._display = self._binary("display")
         return self._display
 
     @property

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -43,15 +44,16 @@ import numpy as np
 import traitlets
 
 from ..engine.images import to_rgb_uint8
-from ..engine.transforms import ResizeLongestSide
 from . import persist
 from .codec import encode_image
 from .everything import Everything, EverythingCallbacks
-from .loading import model_factory, untrained_notice
+from .everything_params import check_everything_params
+from .loading import model_factory, model_from_record, model_record, untrained_notice
 from .messages import HANDLERS, hover_prompt
 from .prompts import PromptBook, next_active, reduce
 from .results import MaskListeners, label_map
 from .session import Callbacks, MaskUpdate, Session, describe_error
+from .updates import display_size
 
 __all__ = ["ObjectsError", "SamWidget"]
 
@@ -68,8 +70,7 @@ function render({ el }) {
 }
 export default { render };
 """
-_MODEL_SIDE = 1024  # the model's input frame (longest side); display masks use it
-_BROWSER_WRITABLE = frozenset({"objects", "active", "opacity", "hover"})
+_BROWSER_WRITABLE = frozenset({"objects", "active", "opacity", "hover", "everything_params"})
 
 
 class ObjectsError(traitlets.TraitError, ValueError):
@@ -79,6 +80,15 @@ class ObjectsError(traitlets.TraitError, ValueError):
 
 class _ObjectsTypeError(traitlets.TraitError, TypeError):
     """A bad ``objects`` value of the wrong type (a ``TypeError``)."""
+
+
+class _ParamsError(traitlets.TraitError, ValueError):
+    """A bad ``everything_params`` value (a ``TraitError``, so a refused browser update is
+    rolled back)."""
+
+
+class _ParamsTypeError(traitlets.TraitError, TypeError):
+    """A bad ``everything_params`` value of the wrong type."""
 
 
 class _ObjectsTrait(traitlets.TraitType):  # type: ignore[type-arg]
@@ -112,10 +122,17 @@ class SamWidget(anywidget.AnyWidget):
             ``status`` is ``"loading"`` meanwhile.
         checkpoint: weights file for a named variant (None: official weights).
         device: torch device for a named variant (None: CUDA, then MPS, then CPU).
-        refine: feed each prompt stage's low-res logits back as ``mask_input`` (published SAM
-            practice, see :mod:`sam_widget.chain`); False decodes all prompts at once.
+        refine: feed back the object's previous low-res logits as ``mask_input`` when its
+            prompts change (published SAM practice, see :mod:`sam_widget.widget.chain`; one
+            decoder run per change); False decodes all prompts at once, without them.
         opacity, hover, layout: initial overlay opacity (0..1), hover preview on/off,
-            ipywidgets ``Layout``. Any other keyword is a ``TypeError``.
+            ipywidgets ``Layout``.
+        everything: segment-everything parameters (``SamAutomaticMaskGenerator`` keywords,
+            e.g. ``{"points_per_side": 16, "pred_iou_thresh": 0.8}``), checked now; also
+            ``w.everything_params`` and the toolbar's settings popover.
+        width, height: the largest size of the image on screen, in CSS pixels (0: automatic,
+            the image at most at its own size and a share of the window's height; a given
+            size may enlarge a small image). Any other keyword is a ``TypeError``.
 
     Prompts (each call is one history entry and takes the same path as a click: ``objects``
     trait -> validation -> background decode -> ``mask`` message): ``new_object``,
@@ -157,6 +174,9 @@ class SamWidget(anywidget.AnyWidget):
     active = traitlets.Int(-1).tag(sync=True)
     opacity = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
     hover = traitlets.Bool(True).tag(sync=True)
+    everything_params = traitlets.Dict().tag(sync=True)
+    width = traitlets.Int(0, min=0).tag(sync=True)
+    height = traitlets.Int(0, min=0).tag(sync=True)
 
     def __init__(
         self,
@@ -169,10 +189,20 @@ class SamWidget(anywidget.AnyWidget):
         opacity: float = 0.5,
         hover: bool = True,
         layout: Any = None,
+        everything: Mapping[str, Any] | None = None,
+        width: int = 0,
+        height: int = 0,
     ) -> None:
         factory, self._variant = model_factory(model, checkpoint, device)
+        self._checkpoint = checkpoint
+        self._image_path: str | None = None
         rgb = to_rgb_uint8(image)  # bad images fail here, before any thread starts
         options: dict[str, Any] = {"opacity": float(opacity), "hover": bool(hover)}
+        options["everything_params"] = check_everything_params(everything)
+        for name, size in (("width", width), ("height", height)):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ValueError(f"{name} must be a number of CSS pixels >= 0, got {size!r}.")
+            options[name] = size
         if layout is not None:
             options["layout"] = layout
         # _lock: every Python-side read-modify-write of objects/active/history/image.
@@ -209,6 +239,8 @@ class SamWidget(anywidget.AnyWidget):
         )
         self.on_msg(self._on_custom_message)
         self.set_image(rgb)
+        if isinstance(image, (str, os.PathLike)):  # recorded by to_dict
+            self._image_path = str(Path(os.fspath(image)).resolve())
         self._session.load(factory)
 
     # ------------------------------------------------------------------ part callbacks
@@ -250,6 +282,15 @@ class SamWidget(anywidget.AnyWidget):
             raise _ObjectsTypeError(str(exc)) from exc
         except ValueError as exc:
             raise ObjectsError(str(exc)) from exc
+
+    @traitlets.validate("everything_params")
+    def _validate_everything_params(self, proposal: Any) -> dict[str, Any]:
+        try:
+            return check_everything_params(proposal["value"], name="everything_params")
+        except TypeError as exc:
+            raise _ParamsTypeError(str(exc)) from None
+        except ValueError as exc:
+            raise _ParamsError(str(exc)) from None
 
     @traitlets.validate("active")
     def _validate_active(self, proposal: Any) -> int:
@@ -472,6 +513,23 @@ class SamWidget(anywidget.AnyWidget):
     def _object(self, object_id: int) -> dict[str, Any] | None:
         return next((o for o in self.objects if o["id"] == object_id), None)
 
+    def show_mask(self, object_id: int, mask: Any, score: float | None = None) -> None:
+        """Show ``mask`` ((H, W) bool, the image's size) as the object's mask as it is, instead
+        of decoding its prompts (e.g. a stored mask: the annotator shows a project's masks
+        exactly as stored). ``w.masks`` returns it until the object's prompts change; it is
+        not a history step."""
+        self._check_open()
+        obj = self._object(object_id)
+        if obj is None:
+            raise ValueError(f"no object with id {object_id!r}; ids: {self.object_ids}.")
+        arr = np.asarray(mask)
+        if arr.dtype != bool or arr.shape != (self.image_height, self.image_width):
+            raise ValueError(
+                f"mask must be a bool array of shape ({self.image_height}, {self.image_width}), "
+                f"got {arr.dtype} {arr.shape}."
+            )
+        self._session.show_mask(obj, arr, score)
+
     def mask_update(self, object_id: int, timeout: float | None = None) -> MaskUpdate:
         """The current :class:`MaskUpdate` of one object (decodes now if needed)."""
         self._check_open()
@@ -507,16 +565,25 @@ class SamWidget(anywidget.AnyWidget):
         Where masks overlap, the later object wins (it is drawn over the earlier ones)."""
         return label_map(self.masks, self.image_height, self.image_width)
 
+    def snapshot(self, *, prompts: bool = True) -> np.ndarray:
+        """(H, W, 3) uint8 RGB picture of the image with the objects' masks (and prompts),
+        for reports and static pages (:func:`sam_widget.widget.snapshot.snapshot`)."""
+        from .snapshot import snapshot
+
+        return snapshot(self, prompts=prompts)
+
     # ------------------------------------------------------------------ everything
 
     def segment_everything(self, **params: Any) -> Future[list[dict[str, Any]]]:
-        """Run ``SamAutomaticMaskGenerator(model, **params)`` in the background and show its
-        masks; returns a ``Future`` of its records (sorted by area, largest first). Bad
-        parameters raise here."""
+        """Run ``SamAutomaticMaskGenerator(model, **everything_params, **params)`` in the
+        background and show its masks; returns a ``Future`` of its records (sorted by area,
+        largest first). Bad parameters raise here."""
         self._check_open()
         with self._lock:
             image_id, image = self._session.image_id, self.image
-        return self._everything.start(params, image_id, image)
+            # Checked again: a value equal to the stored one (2.0 == 2) skips the validator.
+            merged = {**check_everything_params(self.everything_params), **params}
+        return self._everything.start(merged, image_id, image)
 
     def keep(self, index: Any) -> int:
         """Turn everything-mask ``index`` into a new object; returns its id."""
@@ -540,8 +607,9 @@ class SamWidget(anywidget.AnyWidget):
                 history=self._book.history,
                 width=self.image_width,
                 height=self.image_height,
-                model=self._variant,
+                model=model_record(self._variant, self._checkpoint, self._predictor),
                 refine=self.refine,
+                image_path=self._image_path,
             )
 
     def load_dict(self, data: Mapping[str, Any]) -> None:
@@ -551,14 +619,41 @@ class SamWidget(anywidget.AnyWidget):
             self._check_open()
             loaded = persist.parse_dict(data, self.image_width, self.image_height)
             self._book.load(loaded.history, loaded.next_id)
+            # Refined masks depend on the order prompts were decoded in: replay the history
+            # up to its current entry (one cancellable job, ahead of the decodes below).
+            states = loaded.history.states[: loaded.history.index + 1]
+            self._session.replay([s["objects"] for s in states])
             self._restore(loaded.current)
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], image: Any, model: Any = "vit_t", **kwargs: Any
+        cls, data: Mapping[str, Any], image: Any = None, model: Any = None, **kwargs: Any
     ) -> SamWidget:
-        """A new widget on ``image`` with the prompts and history of ``data``."""
-        if "refine" not in kwargs and isinstance(data, Mapping) and "refine" in data:
+        """A new widget with the prompts and history of ``data`` (from :meth:`to_dict`).
+
+        ``image``: the image the data was made on; None uses the image file recorded in
+        ``data`` (widgets made from a path record it). ``model``: None rebuilds the model
+        recorded in ``data`` (same variant and checkpoint file; an untrained model again
+        untrained); give it to use another."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a dict from to_dict(), got {type(data).__name__}.")
+        if image is None:
+            recorded = data.get("image")
+            path = recorded.get("path") if isinstance(recorded, Mapping) else None
+            if not path:
+                raise TypeError(
+                    "SamWidget.from_dict(data, image): the image is needed; this data records "
+                    "no image file (widgets made from an array do not). Pass the same image "
+                    "the data was made on."
+                )
+            image = path
+        if model is None and "checkpoint" not in kwargs:
+            model, checkpoint = model_from_record(data.get("model", "vit_t"))
+            if checkpoint is not None:
+                kwargs["checkpoint"] = checkpoint
+        elif model is None:
+            model = "vit_t"
+        if "refine" not in kwargs and "refine" in data:
             kwargs["refine"] = bool(data["refine"])
         widget = cls(image, model, **kwargs)
         try:
@@ -592,13 +687,17 @@ class SamWidget(anywidget.AnyWidget):
         """Show a new image (new ``image_id``). Objects, prompts and history start empty;
         an image seen before (same model) is not encoded again thanks to the cache."""
         rgb = to_rgb_uint8(image)
+        path = (
+            str(Path(os.fspath(image)).resolve()) if isinstance(image, (str, os.PathLike)) else None
+        )
         data, mime = encode_image(rgb)
         h, w = rgb.shape[:2]
-        mh, mw = ResizeLongestSide.get_preprocess_shape(h, w, _MODEL_SIDE)
+        mh, mw = display_size((h, w))
         with self._lock:
             self._check_open()
             image_id = self.image_id + 1
             self._rgb = rgb
+            self._image_path = path
             self._session.set_image(image_id, rgb)
             self._everything.reset()
             self._resetting = True

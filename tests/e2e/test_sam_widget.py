@@ -335,13 +335,56 @@ def test_quickstart_notebook_offline(jupyter_lab, page):
     text = "\n".join(nb.output_text())
     assert 'SamWidget(image, checkpoint="/path/to/mobile_sam.pt")' in text, text
     assert "untrained" in text.lower()
-    # The first widget shows the failure; the fallback one is untrained and says so.
-    errors = page.locator("div.sam-widget .sam-error")
-    assert errors.first.is_visible(), "the first widget does not show the download error"
+    assert "UserWarning" not in text and "Traceback" not in text, text  # said once, no noise
+    # The first widget shows the failure, once, with the next step, and its prompt tools
+    # are off; the fallback one is untrained and says so.
+    first = page.locator("div.sam-widget").first
+    error = first.locator(".sam-error")
+    assert error.is_visible(), "the first widget does not show the download error"
+    message = error.inner_text()
+    assert message.count("could not be loaded") == 1 and "?." not in message, message
+    assert "mobile_sam.pt" in message and 'checkpoint="/path/to/mobile_sam.pt"' in message
+    for action in ("positive", "negative", "box", "segment-everything"):
+        assert first.locator(f"button[data-action={action}]").is_disabled(), action
+    assert "Prompt tools are off" in first.locator(".sam-status").inner_text()
     nb.kernel("w.wait(300)", timeout=400)
     assert nb.kernel_json("[w.status, w.predictor.model.pretrained]") == ["ready", False]
     notices = page.locator("div.sam-widget .sam-notice")
-    assert any(
-        notices.nth(i).is_visible() and "untrained" in notices.nth(i).inner_text().lower()
+    shown = [
+        notices.nth(i).inner_text()
         for i in range(notices.count())
+        if notices.nth(i).is_visible() and "untrained" in notices.nth(i).inner_text().lower()
+    ]
+    assert len(shown) == 1 and 'checkpoint="/path/to/mobile_sam.pt"' in shown[0], shown
+
+    # The fallback widget: the 512 x 512 image at 1:1 (never enlarged), the whole widget
+    # (toolbar, notice, image, objects, candidates, status) within a 1000 px screen.
+    sam = page.locator("div.sam-widget").nth(1)
+    sam.scroll_into_view_if_needed()
+    stage = sam.locator(".sam-stage").bounding_box()
+    assert stage is not None and (round(stage["width"]), round(stage["height"])) == (512, 512)
+    root = sam.bounding_box()
+    assert root is not None and root["height"] < 900, root
+
+    # Segment everything: the status says what it found, late controls take no new room.
+    top = sam.locator(".sam-stage").bounding_box()["y"]
+    nb.kernel(
+        "_f = w.segment_everything(points_per_side=2, pred_iou_thresh=0.0,"
+        " stability_score_thresh=0.0); _n = len(_f.result(300))",
+        timeout=400,
     )
+    count = int(nb.kernel_json("_n"))
+    page.wait_for_function(
+        "() => document.querySelectorAll('div.sam-widget')[1]"
+        ".querySelector('.sam-status').textContent.includes('Everything:')"
+    )
+    status = sam.locator(".sam-status").inner_text()
+    if count:
+        assert f"{count} mask" in status and "Keep mode" in status, status
+        assert sam.locator("button[data-action=hide-everything]").is_visible()
+    else:
+        assert "no masks found: lower pred_iou_thresh" in status, status
+    assert sam.locator(".sam-stage").bounding_box()["y"] == top  # no reflow
+    shot = ARTIFACTS / "quickstart_first_run.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000

@@ -8,7 +8,6 @@ looks this module up by ``model.family`` and calls only the functions below:
 - ``decode(model, features, ...)``: a differentiable decode of B prompts on one image from
   its cached encoder features (the published ``PromptEncoder.forward`` and
   ``MaskDecoder.forward``, so autograd sees the plain path, not the inference fast path).
-- ``upscale(model, low_res, input_size, original_size)``: low-res logits -> original frame.
 - ``encoder_id(model)``: a digest of the image encoder's weights; two models with the same
   id give the same image embeddings, so cached embeddings stay valid after a swap.
 """
@@ -24,7 +23,7 @@ from torch import nn
 
 from .sam import Sam
 
-__all__ = ["TRAINABLE", "decode", "encoder_id", "set_trainable", "upscale"]
+__all__ = ["TRAINABLE", "decode", "encoder_id", "set_trainable"]
 
 # What ``finetune(train=...)`` may name -> the submodules that are trained. The image
 # encoder is never trained here: embeddings are computed once and reused every step.
@@ -85,16 +84,6 @@ def decode(
     )
 
 
-def upscale(
-    model: Any,
-    low_res: torch.Tensor,
-    input_size: tuple[int, int],
-    original_size: tuple[int, int],
-) -> torch.Tensor:
-    """Low-res logits B x C x 256 x 256 -> float logits B x C x H x W (original frame)."""
-    return _check(model).postprocess_masks(low_res, input_size, original_size)
-
-
 def encoder_id(model: Any) -> str:
     """BLAKE2b-128 hex digest of the variant and the image encoder's state (names, dtypes,
     shapes, bytes)."""
@@ -105,7 +94,7 @@ def encoder_id(model: Any) -> str:
     for name in sorted(state):
         t = state[name].detach().to("cpu").contiguous()
         digest.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        flat = t.reshape(-1)
+        flat = t.reshape(-1)  # any shape -> flat, for its bytes
         if flat.dtype == torch.bool:
             flat = flat.to(torch.uint8)
         digest.update(np.ascontiguousarray(flat.view(torch.uint8).numpy()).data)

@@ -22,12 +22,12 @@ __all__ = ["build", "build_sam2", "detect"]
 
 
 def build(config: Sam2Config, state: Mapping[str, torch.Tensor] | None, source: str) -> Sam2:
-    """A :class:`Sam2` on the CPU in training mode: PyTorch's default random initialisation
-    when ``state`` is None, else ``state`` loaded strictly (video-only keys set aside by
-    name). ``ValueError`` naming ``source`` when the state does not fit."""
+    """A :class:`Sam2` in training mode: PyTorch's default random initialisation on the
+    current default device when ``state`` is None (the registry builds it on the CPU, or on
+    the meta device to inspect shapes), else ``state`` loaded strictly on the CPU (video-only
+    keys set aside by name). ``ValueError`` naming ``source`` when the state does not fit."""
     if state is None:
-        with torch.device("cpu"):
-            return Sam2(config)
+        return Sam2(config)
     # Built on the meta device (no memory, no random initialisation) and given the
     # checkpoint's tensors directly (assign=True).
     with torch.device("meta"):
@@ -52,8 +52,8 @@ def build(config: Sam2Config, state: Mapping[str, torch.Tensor] | None, source: 
 def detect(state: Mapping[str, torch.Tensor]) -> str | None:
     """The SAM 2 / 2.1 variant of a state dict, or None.
 
-    The size comes from the trunk's width (``patch_embed``) and block count; SAM 2.1 files
-    carry ``no_obj_embed_spatial``, SAM 2 files do not.
+    The size comes from the trunk's width (``patch_embed``) and block count; SAM 2.1 state
+    dicts (official files and our models') carry ``no_obj_embed_spatial``, SAM 2 ones do not.
     """
     patch = state.get("image_encoder.trunk.patch_embed.proj.weight")
     if patch is None or "sam_mask_decoder.obj_score_token.weight" not in state:
@@ -87,7 +87,7 @@ def build_sam2(
     verified, cached). ``pretrained=False``: random weights (``model.pretrained`` False and
     a ``UserWarning``). ``device``: None picks CUDA, then MPS, then CPU.
     """
-    from ..build import resolve_device
+    from ..registry import resolve_device
 
     config = get_config(variant)
     if not isinstance(pretrained, bool):
@@ -118,5 +118,7 @@ def build_sam2(
             UserWarning,
             stacklevel=2,
         )
-        model = build(config, None, "")
+        # On the CPU so that torch.manual_seed gives the same weights on every machine.
+        with torch.device("cpu"):
+            model = build(config, None, "")
     return model.to(target).eval()

@@ -6,9 +6,14 @@ The official files hold ``{"model": state_dict}`` of the whole video model
 encoder, the mask decoder and ``no_mem_embed``. The keys below belong to the video
 memory and object-pointer modules (``sam2/modeling/sam2_base.py``: ``memory_attention``,
 ``memory_encoder``, ``maskmem_tpos_enc``, ``no_mem_pos_enc``, ``mask_downsample``,
-``obj_ptr_proj``, ``obj_ptr_tpos_proj`` (2.1), ``no_obj_ptr``, ``no_obj_embed_spatial``
-(2.1)). They are recognised by name and set aside; any other key the image model lacks is
-an error, and so is any image-model key the file lacks.
+``obj_ptr_proj``, ``obj_ptr_tpos_proj`` (2.1), ``no_obj_ptr``). They are recognised by
+name and set aside; any other key the image model lacks is an error, and so is any
+image-model key the file lacks.
+
+``no_obj_embed_spatial`` (1 x 64, SAM 2.1 only) is video-only too, but the SAM 2.1 image
+models keep it (unused): SAM 2 and 2.1 have the same image modules, and this key is what
+tells their state dicts apart (``build.detect``), also for a state dict saved from our
+model.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ VIDEO_ONLY_TENSORS = (
     "maskmem_tpos_enc",
     "no_mem_pos_enc",
     "no_obj_ptr",
-    "no_obj_embed_spatial",
 )
 
 

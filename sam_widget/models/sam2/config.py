@@ -73,12 +73,18 @@ class Sam2Config:
     iou_head_hidden_dim: int = 256
     dynamic_multimask_stability_delta: float = 0.05
     dynamic_multimask_stability_thresh: float = 0.98
+    mem_dim: int = 64
     pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     @property
     def image_embedding_size(self) -> int:
         return self.image_size // self.backbone_stride
+
+    @property
+    def release(self) -> str:
+        """ "sam2" or "sam2.1"."""
+        return self.variant.split("_", 1)[0]
 
 
 _TINY = HieraConfig(

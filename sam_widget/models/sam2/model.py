@@ -92,15 +92,19 @@ class Sam2(nn.Module):
             stability_thresh=config.dynamic_multimask_stability_thresh,
         )
         self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, d))
+        if config.release == "sam2.1":
+            # Video-only and unused here, but kept: it tells SAM 2.1 state dicts from SAM 2
+            # ones, whose image modules are the same (checkpoint.py).
+            self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, config.mem_dim))
         self.set_pixel_stats()
         self.pretrained = False
         self.checkpoint: str | None = None
         self._geometry = ResizeSquare(config.image_size)
         self._weights_id: tuple[tuple[Any, ...], str] | None = None
 
-    def set_pixel_stats(self, device: torch.device | str = "cpu") -> None:
+    def set_pixel_stats(self, device: torch.device | str | None = None) -> None:
         """(Re)create the normalisation buffers (not in the checkpoints): ImageNet mean and
-        std on the 0..255 scale, 3 x 1 x 1."""
+        std on the 0..255 scale, 3 x 1 x 1, on ``device`` (None: the default device)."""
         mean = torch.tensor(self.config.pixel_mean, device=device) * 255.0
         std = torch.tensor(self.config.pixel_std, device=device) * 255.0
         # 3 -> 3 x 1 x 1, broadcast over an image
@@ -210,7 +214,7 @@ class Sam2(nn.Module):
     ) -> DecoderOutput:
         """:meth:`decode` with the object-score logit too (:class:`DecoderOutput`)."""
         sparse, dense = self.sam_prompt_encoder.embed_prompts(coords, labels, boxes, mask_input)
-        return self.sam_mask_decoder.decode(ctx, sparse, dense, multimask)
+        return self.sam_mask_decoder.decode(ctx, sparse, dense, multimask, object_score=True)
 
     def decode(
         self,
@@ -224,7 +228,8 @@ class Sam2(nn.Module):
         """Prompts in the 1024 x 1024 input frame -> (low-res logits B x C x 256 x 256, not
         clamped; IoU B x C). Box corners go before the clicks as labelled points; with
         ``multimask`` False the stability fallback applies (see ``mask_decoder.py``)."""
-        out = self.decode_full(ctx, coords, labels, boxes, mask_input, multimask)
+        sparse, dense = self.sam_prompt_encoder.embed_prompts(coords, labels, boxes, mask_input)
+        out = self.sam_mask_decoder.decode(ctx, sparse, dense, multimask)
         return out.masks, out.iou
 
     def decode_points(
