@@ -1,5 +1,6 @@
-"""ExplainPanel: follows the widget's active object after each decode (kernel side; the
-browser-side Explain panel and its Chromium test are not done)."""
+"""ExplainPanel: a kernel-side view beside the widget that follows its active object after
+each decode (the panel inside the widget, ``SamWidget(explain=True)``, is tested in
+tests/test_widget_explain.py and tests/e2e/test_explain_panel.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
  * The widget's DOM, exactly as docs/ARCHITECTURE.md "Frontend DOM contract" fixes it:
  * `div.sam-widget` > toolbar of `button[data-action=NAME]` + `input[data-action=opacity]`,
  * `div.sam-stage` with `canvas.sam-image|sam-overlay|sam-hover|sam-markers`,
- * `.sam-candidates`, `.sam-status`, `.sam-error`, `.sam-notice`.
+ * `.sam-candidates`, `.sam-explain` (views.ts appends it: explain.ts), `.sam-status`, `.sam-error`, `.sam-notice`.
  */
 import { CSS } from "./style";
 
@@ -17,6 +17,7 @@ export type ActionName =
   | "redo"
   | "clear"
   | "hover"
+  | "explain"
   | "segment-everything"
   | "everything-settings"
   | "keep"
@@ -81,6 +82,7 @@ const GROUPS: [ActionName, string, string][][] = [
   ],
   [
     ["hover", "Hover", "Preview the mask under the pointer"],
+    ["explain", "Explain", "Explain the active object's mask: the 4 candidate masks, attention, positional encoding, embedding PCA"],
     ["segment-everything", "Everything", "Segment everything (then keep masks as objects)"],
     ["everything-settings", "\u2699", "Segment-everything settings (points per side, thresholds)"],
     ["keep", "Keep", "Keep mode: click a segment-everything mask to make it an object"],
@@ -93,7 +95,7 @@ const GROUPS: [ActionName, string, string][][] = [
   ],
 ];
 
-const TOGGLES = new Set<ActionName>(["positive", "negative", "box", "pan", "hover", "keep"]);
+const TOGGLES = new Set<ActionName>(["positive", "negative", "box", "pan", "hover", "explain", "keep"]);
 
 /** Controls that only apply sometimes: their space is always reserved (no reflow). */
 export const RESERVED = new Set<ActionName>(["keep", "hide-everything"]);

@@ -45,6 +45,7 @@ export type ViewAction =
   | { kind: "mode"; mode: InputMode }
   | { kind: "spaceHeld"; held: boolean }
   | { kind: "toggleHover" }
+  | { kind: "toggleExplain" }
   | { kind: "opacity"; value: number }
   | { kind: "hideEverything" }
   | { kind: "hover"; x: number; y: number }
@@ -192,6 +193,8 @@ export function toolbarActions(
       return commandActions(action, ctx);
     case "hover":
       return [{ kind: "toggleHover" }];
+    case "explain":
+      return [{ kind: "toggleExplain" }];
     case "segment-everything":
       return [{ kind: "send", message: { type: "segment_everything" } }];
     case "hide-everything":
@@ -245,6 +248,11 @@ export function perform(v: SamView, actions: readonly ViewAction[]): void {
         break;
       case "toggleHover":
         v.model.set("hover", !v.model.get("hover"));
+        v.model.save_changes();
+        v.updatePanels();
+        break;
+      case "toggleExplain":
+        v.model.set("explain", !v.model.get("explain"));
         v.model.save_changes();
         v.updatePanels();
         break;

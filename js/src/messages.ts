@@ -3,6 +3,12 @@
  * decoding, and the stale-drop rule for object masks.
  */
 import { type BufferLike, decodeLabels, decodeMask } from "./codec";
+import {
+  type ExplainEverythingMessage,
+  type ExplainMessage,
+  parseExplain,
+  parseExplainEverything,
+} from "./explain";
 import type { PromptState } from "./state";
 
 export interface MaskMessage {
@@ -36,6 +42,8 @@ export type KernelMessage =
   | MaskMessage
   | HoverMaskMessage
   | EverythingMessage
+  | ExplainMessage
+  | ExplainEverythingMessage
   | { type: "clear_everything" };
 
 function isInt(v: unknown): v is number {
@@ -85,6 +93,10 @@ export function parseMessage(msg: unknown): KernelMessage | null {
       };
     case "clear_everything":
       return { type: "clear_everything" };
+    case "explain":
+      return parseExplain(r);
+    case "explain_everything":
+      return parseExplainEverything(r);
     default:
       return null;
   }

@@ -11,10 +11,14 @@ import { activeObject, hasPrompts, type PromptState } from "./state";
 export interface ToolbarState {
   mode: InputMode;
   hover: boolean;
+  /** The Explain panel is on. */
+  explain?: boolean;
   canUndo: boolean;
   canRedo: boolean;
   hasImage: boolean;
   everythingShown: boolean;
+  /** The everything layer shows an Explain filter stage (not keepable). */
+  stagesShown?: boolean;
   /** The model could not be loaded (status "error"): prompt tools are off. */
   failed: boolean;
   zoom: number;
@@ -42,6 +46,7 @@ export function updateToolbar(dom: Dom, t: ToolbarState): void {
   const b = dom.buttons;
   for (const m of ["positive", "negative", "box", "pan"] as const) setPressed(b[m], t.mode === m);
   setPressed(b.hover, t.hover);
+  setPressed(b.explain, !!t.explain);
   b.undo.disabled = !t.canUndo;
   b.redo.disabled = !t.canRedo;
   const active = activeObject(t.state);
@@ -49,11 +54,12 @@ export function updateToolbar(dom: Dom, t: ToolbarState): void {
   b.clear.disabled = !active || !hasPrompts(active);
   b["segment-everything"].disabled = !t.hasImage || t.failed;
   b["everything-settings"].disabled = t.failed;
-  setShown(b.keep, t.everythingShown);
+  const keepable = t.everythingShown && !t.stagesShown;
+  setShown(b.keep, keepable);
   setPressed(b.keep, t.mode === "keep");
   setShown(b["hide-everything"], t.everythingShown);
   // Without a model a prompt would never get a mask: the tools that make prompts are off.
-  for (const name of PROMPT_TOOLS) b[name].disabled = t.failed || (name === "keep" && !t.everythingShown);
+  for (const name of PROMPT_TOOLS) b[name].disabled = t.failed || (name === "keep" && !keepable);
   b["zoom-in"].disabled = !t.hasImage;
   b["zoom-out"].disabled = t.zoom <= 1;
   b["zoom-reset"].disabled = t.zoom <= 1;

@@ -95,5 +95,14 @@ export const CSS = `
 .sam-widget .sam-settings input { font: inherit; width: 7em; }
 .sam-widget .sam-settings-error { color: var(--sam-error); min-height: 1em; }
 .sam-widget .sam-settings-buttons { display: flex; gap: 4px; justify-content: flex-end; }
+.sam-widget .sam-explain { display: grid; gap: 4px; padding: 4px 0; }
+.sam-widget .sam-explain-masks, .sam-widget .sam-explain-maps { display: flex; flex-wrap: wrap; gap: 6px; }
+.sam-widget .sam-explain figure { margin: 0; display: flex; flex-direction: column; gap: 2px; }
+.sam-widget .sam-explain-tile { width: 132px; }
+.sam-widget .sam-explain figcaption { font-size: 11px; color: var(--sam-fg-dim); }
+.sam-widget .sam-explain-tile img { width: 128px; height: auto; image-rendering: pixelated; border: 2px solid transparent; }
+.sam-widget .sam-explain-shown img { border-color: var(--sam-accent, #1e88e5); }
+.sam-widget .sam-explain-pe img { width: 512px; max-width: 100%; height: 16px; image-rendering: pixelated; }
+.sam-widget .sam-explain-why { font-style: italic; }
 .sam-widget [hidden] { display: none !important; }
 `;

@@ -4,10 +4,11 @@
  * protocol"). Pointer/keyboard wiring lives in input.ts, DOM updates in panels.ts.
  */
 import type { AnyModel } from "@anywidget/types";
-import { asBytes, type BufferLike } from "./codec";
+import { asBytes, type BufferLike, decodeLabels } from "./codec";
 import { clampView, resetView, stageSize, type View, zoomAt } from "./coords";
 import { buildDom, type Dom } from "./dom";
 import { Disposer } from "./disposer";
+import { acceptExplain, drawGrid, type ExplainEverythingMessage, ExplainPanel } from "./explain";
 import { drawMarkers, drawOverImage, markerShapes, prepareCanvas } from "./draw";
 import { IDLE, type Gesture, type InputMode } from "./gesture";
 import { bindInput } from "./input";
@@ -46,6 +47,10 @@ export class SamView {
   readonly layers = new MaskLayers();
   readonly throttle: HoverThrottle;
   readonly settings: ReturnType<typeof buildSettings>;
+  /** The Explain panel below the candidates (shown while the `explain` trait is on). */
+  readonly explain = new ExplainPanel();
+  /** Segment-everything explained: its stages, and the one on the everything layer. */
+  stages: { msg: ExplainEverythingMessage; buffers: BufferLike[]; selected: number } | null = null;
   private image: ImageBitmap | HTMLImageElement | null = null;
   private imageToken = 0;
   private localError = "";
@@ -69,6 +74,10 @@ export class SamView {
       run: () => this.send({ type: "segment_everything" }),
     });
     this.dom.root.appendChild(this.settings.el);
+    this.dom.candidates.after(this.explain.el);
+    this.explain.setVisible(!!model.get("explain"));
+    this.explain.onStage = (k) => this.showStage(k);
+    this.explain.onRequest = () => this.send({ type: "explain_everything" });
     this.disposer.add(() => this.dom.root.remove());
     this.throttle = new HoverThrottle({
       send: (seq, x, y) => this.model.send({ type: "hover", seq, x, y }),
@@ -94,6 +103,10 @@ export class SamView {
     on("change:width", () => this.layout());
     on("change:height", () => this.layout());
     on("change:opacity", () => this.refresh("overlay", "hover"));
+    on("change:explain", () => {
+      this.explain.setVisible(!!this.model.get("explain"));
+      this.updatePanels();
+    });
     on("change:hover", () => {
       if (!this.model.get("hover")) this.clearHover();
       this.updatePanels();
@@ -179,10 +192,12 @@ export class SamView {
     updateToolbar(this.dom, {
       mode: this.mode,
       hover: !!this.model.get("hover"),
+      explain: !!this.model.get("explain"),
       canUndo: !!this.model.get("can_undo"),
       canRedo: !!this.model.get("can_redo"),
       hasImage,
       everythingShown: this.layers.everything !== null,
+      stagesShown: this.stages !== null,
       failed: this.failed(),
       zoom: this.view.zoom,
       opacity: this.opacity(),
@@ -242,6 +257,7 @@ export class SamView {
         this.emit("sam-drawn", { kind: "hover", objectId: this.state.active, seq: msg.seq, time: performance.now() });
       } else if (msg.type === "everything") {
         if (msg.image_id !== imageId) return;
+        this.dropStages();
         this.everythingCount = msg.count;
         if (msg.count > 0) {
           this.layers.setEverything(decodeEverything(msg, buffers), msg.width, msg.height, msg.count);
@@ -254,6 +270,15 @@ export class SamView {
         this.drawNow("overlay");
         this.emit("sam-drawn", { kind: "everything", objectId: -1, seq: -1, count: msg.count, time: performance.now() });
         this.updatePanels();
+      } else if (msg.type === "explain") {
+        // Only the active object's current decode, and only while the panel is on.
+        if (!this.model.get("explain") || !acceptExplain(msg, imageId, this.state)) return;
+        this.explain.show(msg, buffers);
+        this.emit("sam-drawn", { kind: "explain", objectId: msg.object_id, seq: msg.seq, time: performance.now() });
+      } else if (msg.type === "explain_everything") {
+        if (msg.image_id !== imageId || msg.stages.length === 0) return;
+        this.stages = { msg, buffers: [...buffers], selected: msg.stages.length - 1 };
+        this.showStage(this.stages.selected);
       } else if (msg.type === "clear_everything") {
         this.hideEverything();
       }
@@ -262,7 +287,37 @@ export class SamView {
     }
   }
 
+  /** Draw filter stage `k` of the explained segment-everything on the everything layer. */
+  showStage(k: number): void {
+    const st = this.stages;
+    const info = st?.msg.stages[k];
+    if (!st || !info) return;
+    let labels: Uint16Array;
+    try {
+      labels = decodeLabels(st.buffers[k] ?? new Uint8Array(0), st.msg.width, st.msg.height);
+    } catch (err) {
+      this.setError(`Could not read stage ${info.name}: ${(err as Error).message}`);
+      return;
+    }
+    st.selected = k;
+    this.layers.setEverything(labels, st.msg.width, st.msg.height, info.count);
+    this.everythingCount = info.count;
+    if (this.mode === "keep") this.mode = "positive"; // stage masks are not keepable
+    this.explain.showStages(st.msg, k);
+    this.clearHover();
+    this.refresh("overlay", "markers");
+    this.updatePanels();
+    this.emit("sam-drawn", { kind: "stage", objectId: -1, seq: -1, stage: info.name, count: info.count, time: performance.now() });
+  }
+
+  private dropStages(): void {
+    if (!this.stages) return;
+    this.stages = null;
+    this.refresh("markers");
+  }
+
   hideEverything(): void {
+    this.dropStages();
     this.everythingCount = null;
     if (this.mode === "keep") this.mode = "positive";
     if (!this.layers.everything) {
@@ -289,6 +344,8 @@ export class SamView {
 
   private onNewImage(): void {
     this.layers.reset();
+    this.explain.clear();
+    this.stages = null;
     this.everythingCount = null;
     if (this.mode === "keep") this.mode = "positive";
     this.throttle.clear();
@@ -431,6 +488,7 @@ export class SamView {
     } else if (layer === "hover") {
       this.layers.drawHover(ctx, this.view, this.opacity());
     } else {
+      if (this.stages) drawGrid(ctx, this.view, this.stages.msg.grid);
       drawMarkers(ctx, this.view, markerShapes(this.state, this.view), this.rubber);
     }
   }

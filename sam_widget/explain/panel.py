@@ -9,7 +9,9 @@ similarity of the first point's positional encoding with the dense encoding; the
 embedding's PCA. Images are PNGs of at most ``size`` pixels per side, so a click stays
 responsive. The prompts are explained alone: with refinement on, the widget also feeds an
 object's previous mask back as ``mask_input``, so after several clicks its mask can differ
-from mask 0 here.
+from mask 0 here. The panel inside the widget (``SamWidget(explain=True)``, the Explain
+toolbar toggle; :mod:`sam_widget.widget.explainer`) explains the decode the widget actually
+ran, ``mask_input`` included.
 """
 
 from __future__ import annotations

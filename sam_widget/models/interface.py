@@ -45,8 +45,10 @@ class ImageGeometry(Protocol):
         ...
 
     def apply_image(self, image: np.ndarray) -> np.ndarray:
-        """``(H, W, 3)`` uint8 RGB -> the resized ``(h, w, 3)`` uint8 image the encoder sees
-        (before normalisation and padding); ``(h, w) == input_size``."""
+        """``(H, W, 3)`` uint8 RGB -> the resized ``(h, w, 3)`` image the encoder sees (before
+        normalisation and padding), values 0..255: uint8 for SAM (PIL resize), float32 for
+        SAM 2 (it resizes float values, as the published transforms do);
+        ``(h, w) == input_size``."""
         ...
 
     def apply_coords(self, coords: np.ndarray, original_size: tuple[int, ...]) -> np.ndarray:

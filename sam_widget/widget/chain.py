@@ -87,12 +87,15 @@ class ChainResult:
         scores: C predicted IoUs.
         index: which of the C masks is the object's mask (-1 when empty).
         multimask: whether the C masks are alternatives the user may choose between.
+        mask_input: 1 x 256 x 256 logits the decoder got as ``mask_input`` (refinement),
+            or None; what an explanation of this decode must feed again.
     """
 
     logits: torch.Tensor
     scores: tuple[float, ...]
     index: int
     multimask: bool
+    mask_input: torch.Tensor | None = None
 
     @property
     def empty(self) -> bool:
@@ -117,8 +120,10 @@ class ObjectMemo:
         self.limit = int(limit)
         self.last: torch.Tensor | None = None  # 1 x 256 x 256
         self._d: OrderedDict[Any, Stage] = OrderedDict()
-        # (prompt key, result, the ``last`` it was refined from)
-        self._preview: tuple[Any, Stage, torch.Tensor | None] | None = None
+        # prompt key -> the mask_input its result was decoded with (same keys as _d)
+        self._inputs: dict[Any, torch.Tensor | None] = {}
+        # (prompt key, result, the ``last`` it was refined from, the mask_input it used)
+        self._preview: tuple[Any, Stage, torch.Tensor | None, torch.Tensor | None] | None = None
 
     def get(self, key: Any) -> Stage | None:
         hit = self._d.get(key)
@@ -129,17 +134,24 @@ class ObjectMemo:
         ):
             # The preview counts only if it was refined from the same previous state.
             hit = self._preview[1]
-            self.put(key, hit)  # a real result now: keep it with the others
+            # a real result now: keep it with the others
+            self.put(key, hit, self._preview[3])
         return hit
 
-    def put(self, key: Any, value: Stage) -> None:
+    def input_of(self, key: Any) -> torch.Tensor | None:
+        """The ``mask_input`` the stored result for ``key`` was decoded with."""
+        return self._inputs.get(key)
+
+    def put(self, key: Any, value: Stage, mask_input: torch.Tensor | None = None) -> None:
         self._d[key] = value
+        self._inputs[key] = mask_input
         self._d.move_to_end(key)
         while len(self._d) > self.limit:
-            self._d.popitem(last=False)
+            old, _ = self._d.popitem(last=False)
+            self._inputs.pop(old, None)
 
-    def put_preview(self, key: Any, value: Stage) -> None:
-        self._preview = (key, value, self.last)
+    def put_preview(self, key: Any, value: Stage, mask_input: torch.Tensor | None = None) -> None:
+        self._preview = (key, value, self.last, mask_input)
 
     def nbytes(self) -> int:
         """Bytes of tensors held (for the memory bound tests)."""
@@ -182,8 +194,10 @@ def run_chain(
     # The candidate matters only while the prompt is ambiguous.
     key = (prompt.points, prompt.labels, prompt.box, refine)
     hit = memo.get(key) if memo is not None else None
+    mask_input: torch.Tensor | None = None
+    if hit is not None and memo is not None:
+        mask_input = memo.input_of(key)
     if hit is None:
-        mask_input = None
         if refine and not multimask and memo is not None and memo.last is not None:
             mask_input = memo.last
         pts = np.asarray(prompt.points, dtype=np.float64).reshape(-1, 2) if prompt.points else None
@@ -193,11 +207,11 @@ def run_chain(
         hit = (logits.detach(), iou.detach().reshape(-1))
         if memo is not None:
             if store_final:
-                memo.put(key, hit)
+                memo.put(key, hit, mask_input)
             else:
-                memo.put_preview(key, hit)
+                memo.put_preview(key, hit, mask_input)
     logits, iou = hit
     index = _choose(iou, multimask, prompt.candidate)
     if memo is not None and store_final:
         memo.last = logits[index : index + 1]
-    return ChainResult(logits, tuple(iou.tolist()), index, multimask)
+    return ChainResult(logits, tuple(iou.tolist()), index, multimask, mask_input)

@@ -66,6 +66,10 @@ def _segment_everything(w: SamWidget, content: Mapping[str, Any]) -> None:
     w.segment_everything()
 
 
+def _explain_everything(w: SamWidget, content: Mapping[str, Any]) -> None:
+    w.explain_everything()
+
+
 def _keep(w: SamWidget, content: Mapping[str, Any]) -> None:
     w.keep(content.get("index"))
 
@@ -81,5 +85,6 @@ HANDLERS: dict[str, Handler] = {
     "hover": _hover,
     "segment_everything": _segment_everything,
     "keep": _keep,
+    "explain_everything": _explain_everything,
     "sync": _sync,
 }

@@ -405,6 +405,21 @@ class Session:
                 self._results[oid] = update
         return update
 
+    def last_result(self, object_id: int) -> MaskUpdate | None:
+        """The last mask sent for ``object_id`` on the current image (None: none yet)."""
+        with self._cond:
+            have = self._results.get(int(object_id))
+            return have if have is not None and have.image_id == self._image_id else None
+
+    def on_image(self, image_id: int, fn: Callable[[Any], Any]) -> Any:
+        """``fn(predictor)`` while ``image_id``'s embedding is the one set in the predictor
+        (between decoder runs); None, without calling ``fn``, if it is not."""
+        with self._plock:
+            frame = self.frame
+            if self.predictor is None or frame is None or frame.image_id != image_id:
+                return None
+            return fn(self.predictor)
+
     def decode_prompt(self, prompt: Prompt, timeout: float | None = None) -> MaskUpdate:
         """Decode a prompt that belongs to no object (e.g. to compare with a kept mask)."""
         self.wait_ready(timeout)

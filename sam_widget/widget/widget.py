@@ -44,10 +44,12 @@ import numpy as np
 import traitlets
 
 from ..engine.images import to_rgb_uint8
+from ..explain.amg import AmgExplanation
 from . import persist
 from .codec import encode_image
 from .everything import Everything, EverythingCallbacks
 from .everything_params import check_everything_params
+from .explainer import Explainer
 from .loading import model_factory, model_from_record, model_record, untrained_notice
 from .messages import HANDLERS, hover_prompt
 from .prompts import PromptBook, next_active, reduce
@@ -70,7 +72,9 @@ function render({ el }) {
 }
 export default { render };
 """
-_BROWSER_WRITABLE = frozenset({"objects", "active", "opacity", "hover", "everything_params"})
+_BROWSER_WRITABLE = frozenset(
+    {"objects", "active", "opacity", "hover", "explain", "everything_params"}
+)
 
 
 class ObjectsError(traitlets.TraitError, ValueError):
@@ -130,6 +134,10 @@ class SamWidget(anywidget.AnyWidget):
         everything: segment-everything parameters (``SamAutomaticMaskGenerator`` keywords,
             e.g. ``{"points_per_side": 16, "pred_iou_thresh": 0.8}``), checked now; also
             ``w.everything_params`` and the toolbar's settings popover.
+        explain: show the Explain panel below the candidates (also the toolbar's "Explain"
+            toggle and ``w.explain``): after each decode of the active object, the 4 masks
+            with their IoUs, the final attention, the point's positional encoding and the
+            embedding PCA of that very decode (:mod:`sam_widget.widget.explainer`).
         width, height: the largest size of the image on screen, in CSS pixels (0: automatic,
             the image at most at its own size and a share of the window's height; a given
             size may enlarge a small image). Any other keyword is a ``TypeError``.
@@ -145,6 +153,7 @@ class SamWidget(anywidget.AnyWidget):
 
     Results: ``masks``, ``mask``, ``label_map()`` (later objects over earlier ones),
     ``scores``, ``mask_update(id)``, ``on_mask(callback)``, ``segment_everything``/``keep``,
+    ``explain_everything`` (the Explain panel's filter stages),
     ``save_masks``, ``export_coco``, ``to_dict``/``from_dict``/``load_dict``, ``history``.
     They block until the image is encoded (``wait()`` does too). ``close()`` stops the
     widget's threads (also done at interpreter exit); a closed widget refuses every call.
@@ -174,6 +183,7 @@ class SamWidget(anywidget.AnyWidget):
     active = traitlets.Int(-1).tag(sync=True)
     opacity = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
     hover = traitlets.Bool(True).tag(sync=True)
+    explain = traitlets.Bool(False).tag(sync=True)
     everything_params = traitlets.Dict().tag(sync=True)
     width = traitlets.Int(0, min=0).tag(sync=True)
     height = traitlets.Int(0, min=0).tag(sync=True)
@@ -190,6 +200,7 @@ class SamWidget(anywidget.AnyWidget):
         hover: bool = True,
         layout: Any = None,
         everything: Mapping[str, Any] | None = None,
+        explain: bool = False,
         width: int = 0,
         height: int = 0,
     ) -> None:
@@ -197,7 +208,13 @@ class SamWidget(anywidget.AnyWidget):
         self._checkpoint = checkpoint
         self._image_path: str | None = None
         rgb = to_rgb_uint8(image)  # bad images fail here, before any thread starts
-        options: dict[str, Any] = {"opacity": float(opacity), "hover": bool(hover)}
+        if not isinstance(explain, bool):
+            raise TypeError(f"explain must be a bool, got {type(explain).__name__}.")
+        options: dict[str, Any] = {
+            "opacity": float(opacity),
+            "hover": bool(hover),
+            "explain": explain,
+        }
         options["everything_params"] = check_everything_params(everything)
         for name, size in (("width", width), ("height", height)):
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -224,7 +241,7 @@ class SamWidget(anywidget.AnyWidget):
                 status=self._set_status,
                 error=self._set_error,
                 loaded=self._on_loaded,
-                mask=self._listeners.fire,
+                mask=self._on_mask_update,
             ),
             refine=self.refine,
         )
@@ -237,6 +254,14 @@ class SamWidget(anywidget.AnyWidget):
                 display_size=lambda: (int(self.mask_height), int(self.mask_width)),
             ),
         )
+        self._explainer = Explainer(
+            self._session,
+            image=lambda: (self._rgb, int(self.image_id)),
+            enabled=lambda: bool(self.explain) and not self._closed,
+            send=lambda content, buffers: self.send(content, buffers),
+            report=self._report,
+        )
+        self.observe(self._on_explain_toggled, names="explain")
         self.on_msg(self._on_custom_message)
         self.set_image(rgb)
         if isinstance(image, (str, os.PathLike)):  # recorded by to_dict
@@ -262,6 +287,23 @@ class SamWidget(anywidget.AnyWidget):
         model = predictor.model
         if not getattr(model, "pretrained", True):
             self._set_traits(notice=untrained_notice(str(getattr(model, "variant", "custom"))))
+
+    def _on_mask_update(self, update: MaskUpdate) -> None:
+        # Worker thread, after the mask message went out: the explanation comes later.
+        if self.explain and update.object_id == self.active:
+            obj = self._object(update.object_id)
+            if obj is not None:
+                self._explainer.submit(update, obj)
+        self._listeners.fire(update)
+
+    def _on_explain_toggled(self, change: Any) -> None:
+        if not change["new"] or self._closed:
+            return
+        obj = self._object(self.active)
+        # The active object's last mask, if it was decoded at its current prompts.
+        update = self._session.last_result(obj["id"]) if obj is not None else None
+        if obj is not None and update is not None and update.seq == obj["seq"]:
+            self._explainer.submit(update, obj)
 
     def _report(self, what: str, exc: BaseException) -> None:
         message = f"{what}: {describe_error(exc)}"
@@ -383,6 +425,7 @@ class SamWidget(anywidget.AnyWidget):
         for o in self.objects:
             self._session.submit(o)
         self._everything.resend()
+        self._explainer.resend()
 
     # ------------------------------------------------------------------ prompts
 
@@ -591,6 +634,20 @@ class SamWidget(anywidget.AnyWidget):
         (x, y), candidate = self._everything.choose(index)
         return self.new_object(points=[[x, y]], labels=[1], candidate=candidate)
 
+    def explain_everything(self) -> Future[AmgExplanation]:
+        """Explain segment-everything (``everything_params``) stage by stage, in the
+        background: the Explain panel gets the point grid and each filter stage's masks
+        (:mod:`sam_widget.widget.explain_everything`); the future gives the
+        :class:`~sam_widget.explain.AmgExplanation`. Costs one or two generator runs."""
+        self._check_open()
+        with self._lock:
+            params = check_everything_params(self.everything_params)
+            image_id, image = int(self.image_id), self._rgb
+        if image is None:
+            raise RuntimeError("the widget has no image.")
+        display = (int(self.mask_height), int(self.mask_width))
+        return self._explainer.submit_everything(params, image_id, image, display)
+
     def clear_everything(self) -> None:
         """Hide the segment-everything overlay."""
         self._everything.clear()
@@ -750,6 +807,9 @@ class SamWidget(anywidget.AnyWidget):
         everything = getattr(self, "_everything", None)  # None if __init__ failed early
         if everything is not None:
             everything.close()
+        explainer = getattr(self, "_explainer", None)
+        if explainer is not None:
+            explainer.close()
         session = getattr(self, "_session", None)
         if session is not None:
             session.close()
