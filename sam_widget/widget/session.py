@@ -179,7 +179,7 @@ class Session:
         with self._cond:
             job = _Decode(self._image_id, oid, seq, prompt, strokes=_strokes_of(obj))
             queued = self._decodes.get(oid)
-            if prompt.empty or not self.refine:
+            if not self._refines(prompt):
                 self._backlog.pop(oid, None)  # no state before this one matters any more
             elif (
                 queued is not None
@@ -636,15 +636,12 @@ class Session:
                     frame = self.frame
                     if frame is None or frame.image_id != job.image_id:
                         return
-                    # Earlier states this job refines from: cancelled only by a new image,
-                    # the object's deletion or a clear of its prompts (which starts over).
+                    # Earlier states this job refines from (each one the base of the next):
+                    # cancelled by a new image, the object's deletion, or a newer state of
+                    # the object that starts over (see _object_alive).
                     with _cancellable(lambda: not self._object_alive(job)):
                         for earlier in backlog:
                             self._chain(earlier, job.object_id, job.image_id)
-                    # With refinement a newer state refines from this one, so only the
-                    # same events cancel it; without, a newer state makes it useless.
-                    current = self._object_alive if self.refine else self._is_current_job
-                    with _cancellable(lambda: not current(job)):
                         result = self._chain(job.prompt, job.object_id, job.image_id)
                 update = MaskUpdate(job.object_id, job.seq, frame, result, job.strokes)
             buffer = encode_mask(update.display)
@@ -661,26 +658,23 @@ class Session:
         self.cb.error("")
         self.cb.mask(update)
 
+    def _refines(self, prompt: Prompt) -> bool:
+        # Whether decoding ``prompt`` reads the previous state's logits (chain.run_chain):
+        # refinement on, prompts present and unambiguous.
+        return self.refine and not prompt.empty and not prompt.ambiguous
+
     def _object_alive(self, job: _Decode) -> bool:
-        # The object still exists on the same image and was not cleared since ``job``.
-        return (
-            not self._closed
-            and job.image_id == self._image_id
-            and job.object_id in self._seqs
-            and not self._cleared_since(job)
-        )
-
-    def _cleared_since(self, job: _Decode) -> bool:
+        # Whether ``job``'s state still matters: same image, object not deleted, and either
+        # still the newest state or the base the next state refines from. A newer state that
+        # does not refine (a clear, a single ambiguous point, refinement off) cancels it.
+        if self._closed or job.image_id != self._image_id or job.object_id not in self._seqs:
+            return False
         queued = self._decodes.get(job.object_id)
-        return queued is not None and queued.seq != job.seq and queued.prompt.empty
-
-    def _is_current_job(self, job: _Decode) -> bool:
-        # Read without _cond (called from inside decoder runs): dict reads are atomic.
-        return (
-            not self._closed
-            and job.image_id == self._image_id
-            and self._seqs.get(job.object_id) == job.seq
-        )
+        if queued is None or queued.seq == job.seq:
+            return True
+        backlog = self._backlog.get(job.object_id)
+        following = backlog[0] if backlog else queued.prompt
+        return self._refines(following)
 
     def _do_replay(self, image_id: int, states: list[list[dict[str, Any]]]) -> None:
         self._report_status()
