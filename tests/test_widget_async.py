@@ -101,6 +101,24 @@ def test_states_queued_behind_a_busy_worker_refine_in_order(model: Any) -> None:
     assert len(rec.of("mask", object_id=a)) == 1
 
 
+def test_a_newer_state_that_starts_over_cancels_the_queued_ones(model: Any) -> None:
+    """States nobody refines from are not decoded: here two boxes queued behind a busy
+    worker are followed by a clear and a single (ambiguous, unrefined) point."""
+    w, rec = new_widget(model)
+    gate = Gate(w.predictor, "decode")
+    w.add_point(40, 30)
+    gate.wait_entered()
+    b = w.new_object(name="b")
+    w.set_box([10, 10, 50, 60], object_id=b)
+    w.set_box([10, 10, 70, 60], object_id=b)
+    w.clear(object_id=b)
+    w.add_point(20, 20, object_id=b)
+    gate.release()
+    w.wait(TIMEOUT)
+    assert [c for c in gate.calls if c[1].get("box") is not None] == []
+    assert [m[0]["seq"] for m in rec.of("mask", object_id=b)] == [w.objects[1]["seq"]]
+
+
 def test_refined_masks_do_not_depend_on_the_workers_speed(model: Any) -> None:
     """The same prompt states give the same masks whether the worker kept up with every
     state or was busy while they arrived (so from_dict and reopened projects reproduce them)."""

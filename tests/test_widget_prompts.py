@@ -26,6 +26,9 @@ def expand(raw: dict[str, Any]) -> dict[str, Any]:
         n = o.pop("repeatPoints", None)
         if n is not None:
             o["points"], o["labels"] = [[1, 1]] * n, [1] * n
+        k = o.pop("repeatStrokes", None)
+        if k is not None:
+            o["strokes"] = [{"points": [[1, 1]], "radius": 1, "erase": False}] * k
         objects.append(o)
     full = [
         {
@@ -36,6 +39,7 @@ def expand(raw: dict[str, Any]) -> dict[str, Any]:
             "labels": o.get("labels", []),
             "box": o.get("box"),
             "candidate": o.get("candidate"),
+            "strokes": o.get("strokes", []),
             "seq": o.get("seq", 0),
         }
         for o in objects
@@ -49,6 +53,9 @@ def test_limits_are_the_shared_ones() -> None:
         "maxObjects": objmod.MAX_OBJECTS,
         "maxPoints": objmod.MAX_POINTS,
         "maxNameLength": objmod.MAX_NAME_LENGTH,
+        "maxStrokes": objmod.MAX_STROKES,
+        "maxStrokePoints": objmod.MAX_STROKE_POINTS,
+        "maxRadius": objmod.MAX_RADIUS,
     }
 
 

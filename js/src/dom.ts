@@ -1,16 +1,22 @@
 /**
  * The widget's DOM, exactly as docs/ARCHITECTURE.md "Frontend DOM contract" fixes it:
- * `div.sam-widget` > toolbar of `button[data-action=NAME]` + `input[data-action=opacity]`,
+ * `div.sam-widget` > toolbar of `button[data-action=NAME]` + `input[data-action=opacity]` +
+ * `input[data-action=radius]` (brush / eraser radius, image px),
  * `div.sam-stage` with `canvas.sam-image|sam-overlay|sam-hover|sam-markers`,
  * `.sam-candidates`, `.sam-explain` (views.ts appends it: explain.ts), `.sam-status`, `.sam-error`, `.sam-notice`.
  */
 import { CSS } from "./style";
+
+/** The radius slider's range (image px); input.ts clamps to the same numbers. */
+export const RADIUS_RANGE: readonly [number, number] = [1, 200];
 
 export type ActionName =
   | "positive"
   | "negative"
   | "box"
   | "pan"
+  | "brush"
+  | "eraser"
   | "new-object"
   | "delete-object"
   | "undo"
@@ -31,6 +37,7 @@ export interface Dom {
   toolbar: HTMLDivElement;
   buttons: Record<ActionName, HTMLButtonElement>;
   opacity: HTMLInputElement;
+  radius: HTMLInputElement;
   objects: HTMLDivElement;
   stage: HTMLDivElement;
   image: HTMLCanvasElement;
@@ -70,6 +77,8 @@ const GROUPS: [ActionName, string, string][][] = [
     ["negative", "\u2212 Point", "Add negative points (click)"],
     ["box", "\u25ad Box", "Draw a box (drag; works in every mode)"],
     ["pan", "Pan", "Drag to pan (also: middle button or Space + drag)"],
+    ["brush", "Brush", "Paint onto the active object's mask (drag; radius: slider, [ and ])"],
+    ["eraser", "Eraser", "Erase from the active object's mask (drag; radius: slider, [ and ])"],
   ],
   [
     ["new-object", "New", "New object (N)"],
@@ -95,7 +104,7 @@ const GROUPS: [ActionName, string, string][][] = [
   ],
 ];
 
-const TOGGLES = new Set<ActionName>(["positive", "negative", "box", "pan", "hover", "explain", "keep"]);
+const TOGGLES = new Set<ActionName>(["positive", "negative", "box", "pan", "brush", "eraser", "hover", "explain", "keep"]);
 
 /** Controls that only apply sometimes: their space is always reserved (no reflow). */
 export const RESERVED = new Set<ActionName>(["keep", "hide-everything"]);
@@ -134,6 +143,17 @@ export function buildDom(): Dom {
   });
   opacityLabel.appendChild(opacity);
   toolbar.appendChild(opacityLabel);
+  const radiusLabel = h("label", { class: "sam-opacity sam-group", title: "Brush / eraser radius (image px)" }, "Radius");
+  const radius = h("input", {
+    type: "range",
+    min: String(RADIUS_RANGE[0]),
+    max: String(RADIUS_RANGE[1]),
+    step: "1",
+    "data-action": "radius",
+    "aria-label": "Brush radius",
+  });
+  radiusLabel.appendChild(radius);
+  toolbar.appendChild(radiusLabel);
 
   const notice = h("div", { class: "sam-notice", role: "note" });
   const error = h("div", { class: "sam-error", role: "alert" });
@@ -168,6 +188,7 @@ export function buildDom(): Dom {
     toolbar,
     buttons,
     opacity,
+    radius,
     objects,
     stage,
     image,

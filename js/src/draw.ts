@@ -3,9 +3,9 @@
  * `backingTransform`; markers are drawn in stage px so they keep their on-screen size at
  * any zoom. `markerShapes` (pure) decides what the marker layer shows.
  */
-import { backingSize, backingTransform, imageToStage, type View } from "./coords";
+import { backingSize, backingTransform, imageToStage, type View, viewScale } from "./coords";
 import { maskOutline, paintMask, type RGB } from "./paint";
-import type { PromptState } from "./state";
+import type { PromptState, Stroke as BrushStroke } from "./state";
 
 export const POSITIVE_COLOR = "#1a9850"; // green "+"
 export const NEGATIVE_COLOR = "#d73027"; // red "-"
@@ -186,14 +186,47 @@ function strokeRect(
   ctx.setLineDash([]);
 }
 
-/** Draw markers (stage px) and, while dragging, the rubber band (stage px). */
+/**
+ * A stroke being drawn, in stage px: the polyline and its line width (2 x radius), for a
+ * round-capped canvas line, which covers what the kernel's rasteriser paints
+ * (sam_widget/widget/strokes.py: pixels within the radius of the polyline). Only a preview:
+ * the kernel sends the composed mask once the stroke is committed.
+ */
+export function strokeShape(stroke: BrushStroke, view: View): { points: [number, number][]; width: number } {
+  return {
+    points: stroke.points.map((p) => imageToStage(view, p[0], p[1])),
+    width: 2 * stroke.radius * viewScale(view),
+  };
+}
+
+function drawStroke(ctx: CanvasRenderingContext2D, view: View, stroke: BrushStroke, color: string): void {
+  const { points, width } = strokeShape(stroke, view);
+  if (!points.length) return;
+  ctx.save();
+  ctx.globalAlpha = 0.5;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.lineWidth = width;
+  ctx.strokeStyle = stroke.erase ? "#ffffff" : color;
+  ctx.beginPath();
+  ctx.moveTo(points[0][0], points[0][1]);
+  // one point: a zero-length segment, drawn as a disc thanks to the round cap
+  for (const p of points.length > 1 ? points.slice(1) : points) ctx.lineTo(p[0], p[1]);
+  ctx.stroke();
+  ctx.restore();
+}
+
+/** Draw markers (stage px), the rubber band (stage px) and the stroke being drawn. */
 export function drawMarkers(
   ctx: CanvasRenderingContext2D,
   view: View,
   shapes: MarkerShape[],
   rubber: [number, number, number, number] | null,
+  stroke: BrushStroke | null = null,
+  strokeColor = "#ffffff",
 ): void {
   useStageSpace(ctx, view);
+  if (stroke) drawStroke(ctx, view, stroke, strokeColor);
   for (const m of shapes) {
     if (m.kind === "box") strokeRect(ctx, m.x0, m.y0, m.x1, m.y1, m.color, m.active ? 2.5 : 1.5, m.active ? [] : [5, 4]);
     else drawPoint(ctx, m);

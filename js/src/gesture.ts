@@ -5,14 +5,16 @@
  * - press and release within `DRAG_THRESHOLD` px: a click -> point. Negative (label 0) with
  *   the right button, Alt, Shift or Ctrl held, or the "negative" mode; positive otherwise;
  * - press and move beyond the threshold: a box (rubber band while dragging);
- * - middle button, Space held, or the "pan" (hand) mode: pan by the pointer's motion.
+ * - middle button, Space held, or the "pan" (hand) mode: pan by the pointer's motion;
+ * - "brush" / "eraser" mode, left button: a stroke through every position the pointer
+ *   passes (drawn while dragging), finished on release as one stroke (a click: one dab).
  * Only the pointer that started a gesture moves it; a second pointer is ignored.
  *
  * Keyboard: `keyCommand` maps a key press to a widget command (undo/redo are messages to
  * the kernel, which owns the history).
  */
 
-export type InputMode = "positive" | "negative" | "box" | "pan" | "keep";
+export type InputMode = "positive" | "negative" | "box" | "pan" | "keep" | "brush" | "eraser";
 
 export const DRAG_THRESHOLD = 4; // screen px (mouse, pen)
 export const TOUCH_DRAG_THRESHOLD = 10; // screen px (fingers are less precise)
@@ -45,7 +47,8 @@ export type Gesture =
       threshold: number;
     }
   | { kind: "box"; pointerId: number; startX: number; startY: number; x: number; y: number }
-  | { kind: "pan"; pointerId: number; lastX: number; lastY: number };
+  | { kind: "pan"; pointerId: number; lastX: number; lastY: number }
+  | { kind: "stroke"; pointerId: number; points: [number, number][]; erase: boolean };
 
 export type GestureResult =
   | { kind: "none" }
@@ -53,6 +56,8 @@ export type GestureResult =
   | { kind: "rubber"; x0: number; y0: number; x1: number; y1: number }
   | { kind: "box"; x0: number; y0: number; x1: number; y1: number }
   | { kind: "pan"; dx: number; dy: number }
+  /** A stroke being drawn (`done` false) or finished (true); screen px. */
+  | { kind: "stroke"; points: [number, number][]; erase: boolean; done: boolean }
   | { kind: "cancel" };
 
 export const IDLE: Gesture = { kind: "idle" };
@@ -74,6 +79,14 @@ export function pointerDown(
     return [{ kind: "pan", pointerId: input.pointerId, lastX: input.x, lastY: input.y }, NONE];
   }
   if (input.button !== 0 && input.button !== 2) return [g, NONE];
+  if ((ctx.mode === "brush" || ctx.mode === "eraser") && input.button === 0) {
+    const points: [number, number][] = [[input.x, input.y]];
+    const erase = ctx.mode === "eraser";
+    return [
+      { kind: "stroke", pointerId: input.pointerId, points, erase },
+      { kind: "stroke", points, erase, done: false },
+    ];
+  }
   return [
     {
       kind: "press",
@@ -92,6 +105,12 @@ export function pointerMove(g: Gesture, input: PointerInput): [Gesture, GestureR
   if (g.kind === "pan") {
     const result: GestureResult = { kind: "pan", dx: input.x - g.lastX, dy: input.y - g.lastY };
     return [{ ...g, lastX: input.x, lastY: input.y }, result];
+  }
+  if (g.kind === "stroke") {
+    const last = g.points[g.points.length - 1];
+    if (last[0] === input.x && last[1] === input.y) return [g, NONE];
+    const points: [number, number][] = [...g.points, [input.x, input.y]];
+    return [{ ...g, points }, { kind: "stroke", points, erase: g.erase, done: false }];
   }
   if (g.kind === "press") {
     if (Math.hypot(input.x - g.startX, input.y - g.startY) <= g.threshold) return [g, NONE];
@@ -114,6 +133,12 @@ export function pointerUp(g: Gesture, input: PointerInput): [Gesture, GestureRes
   if (g.kind === "box") {
     return [IDLE, { kind: "box", x0: g.startX, y0: g.startY, x1: input.x, y1: input.y }];
   }
+  if (g.kind === "stroke") {
+    const last = g.points[g.points.length - 1];
+    const points: [number, number][] =
+      last[0] === input.x && last[1] === input.y ? g.points : [...g.points, [input.x, input.y]];
+    return [IDLE, { kind: "stroke", points, erase: g.erase, done: true }];
+  }
   return [IDLE, { kind: "pan", dx: input.x - g.lastX, dy: input.y - g.lastY }];
 }
 
@@ -130,7 +155,9 @@ export type Command =
   | "deleteObject"
   | "zoomIn"
   | "zoomOut"
-  | "zoomReset";
+  | "zoomReset"
+  | "radiusDown"
+  | "radiusUp";
 
 export interface KeyInput {
   key: string;
@@ -165,6 +192,10 @@ export function keyCommand(e: KeyInput): Command | null {
       return "zoomOut";
     case "0":
       return "zoomReset";
+    case "[":
+      return "radiusDown";
+    case "]":
+      return "radiusUp";
     default:
       return null;
   }

@@ -16,7 +16,7 @@ import {
   screenToStage,
   type View,
 } from "./coords";
-import { h } from "./dom";
+import { h, RADIUS_RANGE } from "./dom";
 import {
   type Command,
   type Gesture,
@@ -29,7 +29,7 @@ import {
   type PointerInput,
   pointerUp,
 } from "./gesture";
-import { type Action, orderBox } from "./state";
+import { type Action, MAX_RADIUS, MAX_STROKE_POINTS, orderBox, type Point, type Stroke } from "./state";
 import type { SamView } from "./view";
 
 const BUSY = new Set(["loading", "encoding"]);
@@ -52,7 +52,34 @@ export type ViewAction =
   | { kind: "clearHover" }
   | { kind: "everythingHover"; label: number }
   | { kind: "dismissError" }
-  | { kind: "toggleSettings" };
+  | { kind: "toggleSettings" }
+  /** The stroke being drawn (image px), or null when none is. */
+  | { kind: "liveStroke"; stroke: Stroke | null }
+  /** The brush radius (image px). */
+  | { kind: "radius"; value: number };
+
+/** The radius slider's range (image px); `[` / `]` step within it. */
+export const RADIUS_MIN = RADIUS_RANGE[0];
+export const RADIUS_MAX = Math.min(RADIUS_RANGE[1], MAX_RADIUS);
+export const DEFAULT_RADIUS = 10;
+
+/** The next brush radius for `[` (dir -1) or `]` (+1): about 25 % per step, at least 1 px. */
+export function stepRadius(radius: number, dir: 1 | -1): number {
+  const r = Number.isFinite(radius) ? radius : DEFAULT_RADIUS;
+  const next = dir > 0 ? Math.max(r + 1, Math.round(r * 1.25)) : Math.min(r - 1, Math.round(r / 1.25));
+  return Math.min(RADIUS_MAX, Math.max(RADIUS_MIN, next));
+}
+
+/** Stroke points (screen px) -> image px, clamped to the image, at most MAX_STROKE_POINTS. */
+function strokeToImage(points: readonly [number, number][], view: View, rect: ScreenRect): Point[] {
+  let pts = points.map((p) => clampToImage(view, ...screenToImage(view, rect, p[0], p[1])));
+  if (pts.length > MAX_STROKE_POINTS) {
+    const step = pts.length / MAX_STROKE_POINTS; // keep an even subset and the last point
+    const kept = Array.from({ length: MAX_STROKE_POINTS - 1 }, (_, i) => pts[Math.floor(i * step)]);
+    pts = [...kept, pts[pts.length - 1]];
+  }
+  return pts.map((p) => [Math.round(p[0] * 100) / 100, Math.round(p[1] * 100) / 100] as Point);
+}
 
 /** What the handlers may read of the view (a snapshot; they never write it). */
 export interface InputContext {
@@ -68,6 +95,8 @@ export interface InputContext {
   mode: InputMode;
   /** The model could not be loaded: no prompt can get a mask. */
   failed: boolean;
+  /** The brush / eraser radius (image px). */
+  radius: number;
 }
 
 function toInput(e: PointerEvent): PointerInput {
@@ -84,7 +113,10 @@ function toInput(e: PointerEvent): PointerInput {
 }
 
 /** Actions for a key or toolbar command. */
-export function commandActions(cmd: Command, ctx: Pick<InputContext, "gesture" | "view" | "rect">): ViewAction[] {
+export function commandActions(
+  cmd: Command,
+  ctx: Pick<InputContext, "gesture" | "view" | "rect"> & Partial<Pick<InputContext, "radius">>,
+): ViewAction[] {
   switch (cmd) {
     case "undo":
     case "redo":
@@ -103,6 +135,9 @@ export function commandActions(cmd: Command, ctx: Pick<InputContext, "gesture" |
       return [{ kind: "zoom", factor: 1 / 1.5 }];
     case "zoomReset":
       return [{ kind: "setView", view: { ...ctx.view, zoom: 1, panX: 0, panY: 0 } }];
+    case "radiusDown":
+    case "radiusUp":
+      return [{ kind: "radius", value: stepRadius(ctx.radius ?? DEFAULT_RADIUS, cmd === "radiusUp" ? 1 : -1) }];
   }
 }
 
@@ -114,10 +149,23 @@ function cancelActions(ctx: Pick<InputContext, "gesture" | "view" | "rect">): Vi
 /** Actions for a finished or ongoing gesture (`r`, screen px). */
 export function gestureActions(
   r: GestureResult,
-  ctx: Pick<InputContext, "view" | "rect" | "everythingLabelAt"> & Partial<Pick<InputContext, "mode" | "failed">>,
+  ctx: Pick<InputContext, "view" | "rect" | "everythingLabelAt"> &
+    Partial<Pick<InputContext, "mode" | "failed" | "radius">>,
 ): ViewAction[] {
   const { view, rect } = ctx;
   switch (r.kind) {
+    case "stroke": {
+      const stroke: Stroke = {
+        points: strokeToImage(r.points, view, rect),
+        radius: ctx.radius ?? DEFAULT_RADIUS,
+        erase: r.erase,
+      };
+      if (!r.done) return [{ kind: "liveStroke", stroke }];
+      const out: ViewAction[] = [{ kind: "liveStroke", stroke: null }];
+      if (ctx.failed) return out; // no model: the kernel shows no masks
+      out.push({ kind: "commit", action: { type: "addStroke", ...stroke } });
+      return out;
+    }
     case "rubber": {
       const [x0, y0] = screenToStage(view, rect, r.x0, r.y0);
       const [x1, y1] = screenToStage(view, rect, r.x1, r.y1);
@@ -149,7 +197,10 @@ export function gestureActions(
       return [{ kind: "setView", view: panBy(view, r.dx / kx, r.dy / ky) }];
     }
     case "cancel":
-      return [{ kind: "rubber", rect: null }];
+      return [
+        { kind: "rubber", rect: null },
+        { kind: "liveStroke", stroke: null },
+      ];
     case "none":
       return [];
   }
@@ -161,7 +212,8 @@ export function hoverActions(clientX: number, clientY: number, pointerType: stri
   const [x, y] = screenToImage(ctx.view, ctx.rect, clientX, clientY);
   // Over segment-everything masks: highlight the one a click would keep (keep mode only).
   if (ctx.everythingShown) return [{ kind: "everythingHover", label: ctx.mode === "keep" ? ctx.everythingLabelAt(x, y) : 0 }];
-  if (!ctx.hoverOn || BUSY.has(ctx.status) || ctx.failed || ctx.mode === "keep" || !insideImage(ctx.view, x, y)) {
+  const painting = ctx.mode === "brush" || ctx.mode === "eraser"; // no SAM preview then
+  if (!ctx.hoverOn || BUSY.has(ctx.status) || ctx.failed || ctx.mode === "keep" || painting || !insideImage(ctx.view, x, y)) {
     return [{ kind: "clearHover" }];
   }
   return [{ kind: "hover", x: Math.round(x * 100) / 100, y: Math.round(y * 100) / 100 }];
@@ -177,6 +229,8 @@ export function toolbarActions(
     case "negative":
     case "box":
     case "pan":
+    case "brush":
+    case "eraser":
       return [{ kind: "mode", mode: action }];
     case "keep":
       return [{ kind: "mode", mode: ctx.mode === "keep" ? "positive" : "keep" }];
@@ -280,6 +334,14 @@ export function perform(v: SamView, actions: readonly ViewAction[]): void {
         if (v.settings.el.hidden) v.settings.open();
         else v.settings.close();
         break;
+      case "liveStroke":
+        v.liveStroke = a.stroke;
+        v.refresh("markers");
+        break;
+      case "radius":
+        v.radius = Math.min(RADIUS_MAX, Math.max(RADIUS_MIN, a.value));
+        v.updatePanels();
+        break;
     }
   }
 }
@@ -296,6 +358,7 @@ function context(v: SamView): InputContext {
     status: String(v.model.get("status") ?? ""),
     mode: v.mode,
     failed: v.failed(),
+    radius: v.radius,
   };
 }
 
@@ -315,7 +378,7 @@ function bindStage(v: SamView): void {
   disposer.listen(stage, "pointerdown", (e: PointerEvent) => {
     if (!v.hasImage()) return;
     if (!dom.root.contains(document.activeElement)) dom.root.focus({ preventScroll: true });
-    const [g] = pointerDown(v.gesture, toInput(e), { mode: v.mode, spaceHeld: v.spaceHeld });
+    const [g, r] = pointerDown(v.gesture, toInput(e), { mode: v.mode, spaceHeld: v.spaceHeld });
     if (g === v.gesture) return;
     e.preventDefault(); // no text selection, no middle-click autoscroll
     try {
@@ -325,6 +388,7 @@ function bindStage(v: SamView): void {
     }
     const actions: ViewAction[] = [{ kind: "gesture", gesture: g }];
     if (g.kind !== "pan") actions.push({ kind: "clearHover" });
+    actions.push(...gestureActions(r, context(v))); // a stroke shows from its first dab
     perform(v, actions);
   });
   disposer.listen(stage, "pointermove", (e: PointerEvent) => {
@@ -411,6 +475,10 @@ function bindControls(v: SamView): void {
   disposer.listen(dom.opacity, "input", () => {
     const value = Number(dom.opacity.value);
     if (Number.isFinite(value)) perform(v, [{ kind: "opacity", value }]);
+  });
+  disposer.listen(dom.radius, "input", () => {
+    const value = Number(dom.radius.value);
+    if (Number.isFinite(value)) perform(v, [{ kind: "radius", value }]);
   });
   disposer.listen(dom.candidates, "click", (e: MouseEvent) => {
     const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-candidate]");

@@ -9,7 +9,7 @@ import {
   parseExplain,
   parseExplainEverything,
 } from "./explain";
-import type { PromptState } from "./state";
+import { hasPrompts, type PromptState } from "./state";
 
 export interface MaskMessage {
   type: "mask";
@@ -150,14 +150,14 @@ export function acceptMask(
 
 /**
  * Which kept masks still belong on screen: entries for objects that are gone, or whose
- * prompts were all removed, go. (A mask whose object has a newer `seq` stays until the new
+ * prompts and strokes were all removed, go. (A mask whose object has a newer `seq` stays until the new
  * mask arrives, so the overlay does not flicker while the kernel works.)
  */
 export function pruneMasks(masks: Map<number, MaskEntry>, state: PromptState): boolean {
   let changed = false;
   for (const id of [...masks.keys()]) {
     const obj = state.objects.find((o) => o.id === id);
-    if (!obj || (obj.points.length === 0 && obj.box === null)) {
+    if (!obj || !hasPrompts(obj)) {
       masks.delete(id);
       changed = true;
     }

@@ -23,11 +23,13 @@ export interface ToolbarState {
   failed: boolean;
   zoom: number;
   opacity: number;
+  /** Brush / eraser radius (image px). */
+  radius: number;
   state: PromptState;
 }
 
 /** The buttons that make prompts (disabled while the model could not be loaded). */
-export const PROMPT_TOOLS = ["positive", "negative", "box", "new-object", "hover", "keep"] as const;
+export const PROMPT_TOOLS = ["positive", "negative", "box", "brush", "eraser", "new-object", "hover", "keep"] as const;
 
 /** Show or hide a control whose space is reserved (`sam-reserved`): no layout change. */
 function setShown(b: HTMLButtonElement, shown: boolean): void {
@@ -44,7 +46,7 @@ function setPressed(b: HTMLButtonElement, on: boolean): void {
 
 export function updateToolbar(dom: Dom, t: ToolbarState): void {
   const b = dom.buttons;
-  for (const m of ["positive", "negative", "box", "pan"] as const) setPressed(b[m], t.mode === m);
+  for (const m of ["positive", "negative", "box", "pan", "brush", "eraser"] as const) setPressed(b[m], t.mode === m);
   setPressed(b.hover, t.hover);
   setPressed(b.explain, !!t.explain);
   b.undo.disabled = !t.canUndo;
@@ -65,6 +67,9 @@ export function updateToolbar(dom: Dom, t: ToolbarState): void {
   b["zoom-reset"].disabled = t.zoom <= 1;
   // Do not fight the user's thumb while they drag the slider.
   if (document.activeElement !== dom.opacity) dom.opacity.value = String(t.opacity);
+  if (document.activeElement !== dom.radius) dom.radius.value = String(t.radius);
+  dom.radius.title = `Brush / eraser radius: ${t.radius} image px ([ and ])`;
+  dom.radius.disabled = t.failed;
 }
 
 /**

@@ -8,6 +8,8 @@
  *   `seq`; adding a point keeps `candidate` (the kernel refines from the candidate the
  *   user picked at the first click); setting or removing a box, or clearing, resets it;
  * - a prompt added with no active object first creates one;
+ * - strokes (brush / eraser, `addStroke`) are prompts too: they bump `seq`, keep
+ *   `candidate`, go with "clear", and an object with only strokes is not empty;
  * - "new object" reuses the active object while it is empty and keeps its default name;
  * - limits (the kernel's too): MAX_OBJECTS objects, MAX_POINTS points per object, names of
  *   MAX_NAME_LENGTH characters; an action beyond them changes nothing;
@@ -22,9 +24,19 @@
 export const MAX_OBJECTS = 256;
 export const MAX_POINTS = 1000;
 export const MAX_NAME_LENGTH = 200;
+export const MAX_STROKES = 1000;
+export const MAX_STROKE_POINTS = 10000;
+export const MAX_RADIUS = 1000;
 
 export type Point = [number, number];
 export type Box = [number, number, number, number];
+
+/** A brush (erase false) or eraser stroke: a round brush of `radius` px along `points`. */
+export interface Stroke {
+  points: Point[];
+  radius: number;
+  erase: boolean;
+}
 
 export interface SamObject {
   id: number;
@@ -34,6 +46,7 @@ export interface SamObject {
   labels: number[];
   box: Box | null;
   candidate: number | null;
+  strokes: Stroke[];
   seq: number;
 }
 
@@ -46,6 +59,7 @@ export interface PromptState {
 
 export type Action =
   | { type: "addPoint"; x: number; y: number; label: 0 | 1 }
+  | { type: "addStroke"; points: Point[]; radius: number; erase: boolean; id?: number }
   | { type: "removePoint"; index?: number }
   | { type: "setBox"; box: Box | null }
   | { type: "newObject" }
@@ -86,7 +100,7 @@ export function emptyState(): PromptState {
 }
 
 export function hasPrompts(obj: SamObject): boolean {
-  return obj.points.length > 0 || obj.box !== null;
+  return obj.points.length > 0 || obj.box !== null || obj.strokes.length > 0;
 }
 
 export function activeObject(state: PromptState): SamObject | undefined {
@@ -111,6 +125,7 @@ function createObject(state: PromptState): PromptState {
     labels: [],
     box: null,
     candidate: null,
+    strokes: [],
     seq: 0,
   };
   return { objects: [...state.objects, obj], active: id, nextId: id + 1 };
@@ -143,6 +158,22 @@ export function reduce(state: PromptState, action: Action): PromptState {
         labels: [...o.labels, action.label === 1 ? 1 : 0],
         seq: o.seq + 1,
       }));
+    }
+    case "addStroke": {
+      const { points, radius, erase } = action;
+      if (!Array.isArray(points) || points.length === 0 || points.length > MAX_STROKE_POINTS) return state;
+      if (!points.every((p) => Array.isArray(p) && p.length === 2 && p.every(Number.isFinite))) return state;
+      if (!Number.isFinite(radius) || radius <= 0 || radius > MAX_RADIUS) return state;
+      if (typeof erase !== "boolean") return state;
+      let base = state;
+      if (action.id !== undefined) {
+        if (!state.objects.some((o) => o.id === action.id)) return state;
+        base = { ...state, active: action.id };
+      }
+      if ((activeObject(base)?.strokes.length ?? 0) >= MAX_STROKES) return state;
+      const stroke: Stroke = { points: points.map((p) => [round2(p[0]), round2(p[1])] as Point), radius, erase };
+      const next = editActive(base, (o) => ({ ...o, strokes: [...o.strokes, stroke], seq: o.seq + 1 }));
+      return next === base ? state : next;
     }
     case "removePoint": {
       const obj = activeObject(state);
@@ -198,6 +229,7 @@ export function reduce(state: PromptState, action: Action): PromptState {
         labels: [],
         box: null,
         candidate: null,
+        strokes: [],
         seq: o.seq + 1,
       }));
     }
@@ -256,6 +288,16 @@ export function fromTraits(objects: unknown, active: unknown, previous?: PromptS
         labels.push(rawLabels[i] === 0 ? 0 : 1);
       }
     });
+    const strokes: Stroke[] = [];
+    for (const rs of Array.isArray(r.strokes) ? r.strokes : []) {
+      if (!rs || typeof rs !== "object") continue;
+      const st = rs as Record<string, unknown>;
+      const pts = (Array.isArray(st.points) ? st.points : []).filter(
+        (p): p is Point => Array.isArray(p) && p.length >= 2 && Number.isFinite(p[0]) && Number.isFinite(p[1]),
+      );
+      const radius = num(st.radius, 0);
+      if (pts.length && radius > 0) strokes.push({ points: pts.map((p) => [p[0], p[1]]), radius, erase: st.erase === true });
+    }
     const b = r.box;
     const box =
       Array.isArray(b) && b.length === 4 && b.every((v) => Number.isFinite(v))
@@ -269,6 +311,7 @@ export function fromTraits(objects: unknown, active: unknown, previous?: PromptS
       labels,
       box,
       candidate: typeof r.candidate === "number" && Number.isInteger(r.candidate) ? r.candidate : null,
+      strokes,
       seq: num(r.seq, 0),
     });
   }
@@ -292,6 +335,7 @@ export function toTraits(state: PromptState): { objects: SamObject[]; active: nu
       labels: o.labels.slice(),
       box: o.box ? (o.box.slice() as Box) : null,
       candidate: o.candidate,
+      strokes: o.strokes.map((s) => ({ points: s.points.map((p) => [p[0], p[1]] as Point), radius: s.radius, erase: s.erase })),
       seq: o.seq,
     })),
     active: state.active,

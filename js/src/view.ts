@@ -11,7 +11,7 @@ import { Disposer } from "./disposer";
 import { acceptExplain, drawGrid, type ExplainEverythingMessage, ExplainPanel } from "./explain";
 import { drawMarkers, drawOverImage, markerShapes, prepareCanvas } from "./draw";
 import { IDLE, type Gesture, type InputMode } from "./gesture";
-import { bindInput } from "./input";
+import { bindInput, DEFAULT_RADIUS } from "./input";
 import { MaskLayers } from "./layers";
 import { acceptMask, decodeEverything, decodeHover, parseMessage } from "./messages";
 import { statusNote, updateCandidates, updateMessages, updateObjects, updateStatus, updateToolbar } from "./panels";
@@ -25,6 +25,7 @@ import {
   nextColor,
   type PromptState,
   reduce,
+  type Stroke,
   toTraits,
 } from "./state";
 import { buildSettings } from "./settings";
@@ -44,6 +45,10 @@ export class SamView {
   gesture: Gesture = IDLE;
   /** Rubber band while dragging a box, stage px [x0, y0, x1, y1]. */
   rubber: [number, number, number, number] | null = null;
+  /** The brush / eraser stroke being drawn (image px), null when none is. */
+  liveStroke: Stroke | null = null;
+  /** Brush / eraser radius (image px). */
+  radius = DEFAULT_RADIUS;
   readonly layers = new MaskLayers();
   readonly throttle: HoverThrottle;
   readonly settings: ReturnType<typeof buildSettings>;
@@ -201,6 +206,7 @@ export class SamView {
       failed: this.failed(),
       zoom: this.view.zoom,
       opacity: this.opacity(),
+      radius: this.radius,
       state: this.state,
     });
     updateObjects(this.dom, this.state);
@@ -489,7 +495,8 @@ export class SamView {
       this.layers.drawHover(ctx, this.view, this.opacity());
     } else {
       if (this.stages) drawGrid(ctx, this.view, this.stages.msg.grid);
-      drawMarkers(ctx, this.view, markerShapes(this.state, this.view), this.rubber);
+      const color = activeObject(this.state)?.color ?? nextColor(this.state.objects);
+      drawMarkers(ctx, this.view, markerShapes(this.state, this.view), this.rubber, this.liveStroke, color);
     }
   }
 

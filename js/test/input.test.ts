@@ -29,6 +29,7 @@ function ctx(over: Partial<InputContext> = {}): InputContext {
     status: "ready",
     mode: "positive",
     failed: false,
+    radius: 4,
     ...over,
   };
 }
@@ -112,6 +113,7 @@ describe("commands and toolbar -> actions", () => {
     expect(acts).toEqual([
       { kind: "gesture", gesture: IDLE },
       { kind: "rubber", rect: null },
+      { kind: "liveStroke", stroke: null },
     ]);
   });
 

@@ -10,6 +10,9 @@ import {
   MAX_NAME_LENGTH,
   MAX_OBJECTS,
   MAX_POINTS,
+  MAX_RADIUS,
+  MAX_STROKE_POINTS,
+  MAX_STROKES,
   type Point,
   type PromptState,
   reduce,
@@ -25,7 +28,9 @@ interface RawObject {
   box?: number[] | null;
   candidate?: number | null;
   seq?: number;
+  strokes?: { points: number[][]; radius: number; erase: boolean }[];
   repeatPoints?: number;
+  repeatStrokes?: number;
 }
 
 interface RawState {
@@ -46,7 +51,7 @@ interface Case {
 function expand(raw: RawState): PromptState {
   const objects: SamObject[] = [];
   for (let i = 1; i <= (raw.fillObjects ?? 0); i++) {
-    objects.push({ id: i, name: `object ${i}`, color: "#000000", points: [[1, 1]], labels: [1], box: null, candidate: null, seq: 1 });
+    objects.push({ id: i, name: `object ${i}`, color: "#000000", points: [[1, 1]], labels: [1], box: null, candidate: null, strokes: [], seq: 1 });
   }
   for (const o of raw.objects ?? []) {
     const n = o.repeatPoints;
@@ -60,6 +65,9 @@ function expand(raw: RawState): PromptState {
       labels,
       box: (o.box ?? null) as SamObject["box"],
       candidate: o.candidate ?? null,
+      strokes: (o.repeatStrokes !== undefined
+        ? Array.from({ length: o.repeatStrokes }, () => ({ points: [[1, 1]], radius: 1, erase: false }))
+        : (o.strokes ?? [])) as SamObject["strokes"],
       seq: o.seq ?? 0,
     });
   }
@@ -70,7 +78,14 @@ const cases = shared.cases as unknown as Case[];
 
 describe("shared prompt-edit cases", () => {
   it("uses the shared limits", () => {
-    expect(shared.limits).toEqual({ maxObjects: MAX_OBJECTS, maxPoints: MAX_POINTS, maxNameLength: MAX_NAME_LENGTH });
+    expect(shared.limits).toEqual({
+      maxObjects: MAX_OBJECTS,
+      maxPoints: MAX_POINTS,
+      maxNameLength: MAX_NAME_LENGTH,
+      maxStrokes: MAX_STROKES,
+      maxStrokePoints: MAX_STROKE_POINTS,
+      maxRadius: MAX_RADIUS,
+    });
   });
 
   it("has cases", () => {

@@ -77,7 +77,7 @@ describe("prompt reducer", () => {
   });
 
   it("cycles the palette when every colour is taken", () => {
-    const objs = PALETTE.map((color, i) => ({ id: i + 1, name: "", color, points: [], labels: [], box: null, candidate: null, seq: 0 }));
+    const objs = PALETTE.map((color, i) => ({ id: i + 1, name: "", color, points: [], labels: [], box: null, candidate: null, strokes: [], seq: 0 }));
     expect(PALETTE).toContain(nextColor(objs));
   });
 
@@ -192,5 +192,22 @@ describe("traits", () => {
     s = reduce(s, { type: "deleteObject" }); // deletes id 2
     const synced = fromTraits(toTraits(s).objects, s.active, s);
     expect(reduce(reduce(synced, { type: "newObject" }), { type: "addPoint", x: 0, y: 0, label: 1 }).active).toBe(3);
+  });
+
+  it("keeps strokes through the synced traits and drops malformed ones", () => {
+    let s = reduce(emptyState(), { type: "addStroke", points: [[1.234, 2], [3, 4]], radius: 5, erase: false });
+    s = reduce(s, { type: "addStroke", points: [[2, 2]], radius: 2, erase: true });
+    expect(activeObject(s)!.strokes).toEqual([
+      { points: [[1.23, 2], [3, 4]], radius: 5, erase: false },
+      { points: [[2, 2]], radius: 2, erase: true },
+    ]);
+    const t = toTraits(s);
+    const back = fromTraits(JSON.parse(JSON.stringify(t.objects)), t.active, s);
+    expect(back).toEqual(s);
+    const bad = fromTraits(
+      [{ id: 1, strokes: [{ points: [], radius: 2 }, { points: [[1, "x"]], radius: 1 }, { points: [[1, 1]], radius: -1 }, { points: [[1, 1]], radius: 1 }] }],
+      1,
+    );
+    expect(bad.objects[0].strokes).toEqual([{ points: [[1, 1]], radius: 1, erase: false }]);
   });
 });

@@ -137,20 +137,48 @@ class SamAnnotator:
     def use_model(self, model: Any) -> None:
         """Go on with another model: a fine-tuned checkpoint's path (loaded with
         :func:`sam_widget.finetune.load_finetuned`, which checks it fits the model in use), a
-        ``Sam`` or a ``SamPredictor``. The stored masks stay as they are; new and edited
-        objects get the new model's masks and weights id."""
-        if isinstance(model, (str, os.PathLike)):
-            from ..finetune import load_finetuned
+        ``Sam`` or a ``SamPredictor``. The widget and the prefetcher both switch to it.
 
-            model = load_finetuned(model, like=self.widget.predictor.model)
+        When its image encoder is unchanged (a fine-tuned checkpoint), the embeddings of the
+        current image and its neighbours are kept (re-labelled in the cache), not computed
+        again. The stored masks stay as they are (the swap writes nothing to the project);
+        new and edited objects get the new model's masks and weights id. The widget's
+        notice says so when the new model is untrained (e.g. tuned from random weights)."""
+        from ..widget.swap import carry_to_cache, resolve_model, same_encoder
+
+        old = self.widget.wait().predictor
+        model, _ = resolve_model(model, old.model)
         predictor, prefetch_predictor = predictors_for(model, None, None, self.cache)
         self.sync.flush()
         rgb = np.array(self.widget.image)
+        if same_encoder(old.model, model):
+            self._carry_embeddings(old, rgb, model, carry_to_cache)
         self._detach()
         self._attach(predictor, prefetch_predictor, rgb)
         if self._view is not None:
             self._view.set_widget(self.widget)
         self._show(self._index, rgb if self._index not in self.flags else None)
+
+    def _carry_embeddings(self, old: Any, rgb: np.ndarray, model: Any, carry: Any) -> None:
+        """Put the embeddings ``old`` computed for the current image and the (cached)
+        neighbours in the cache under ``model``'s key (same encoder, so still valid)."""
+        from ..engine.embedding_cache import embedding_key
+
+        if old.embedding is not None and self._index not in self.flags:
+            carry(self.cache, rgb, old.embedding, model)
+        weights_id = str(old.model.weights_id)
+        for j in (self._index + 1, self._index - 1):
+            if not 0 <= j < len(self._images):
+                continue
+            try:
+                pixels = self._pixels(j)
+            except (OSError, ValueError):
+                continue
+            if pixels is None:
+                continue
+            emb = self.cache.get(embedding_key(pixels, weights_id), weights_id=weights_id)
+            if emb is not None:
+                carry(self.cache, pixels, emb, model)
 
     # ----------------------------------------------------------------------- images
 

@@ -4,8 +4,8 @@ The widget owns the interaction; this module observes it (composition: it only u
 widget's public API: the ``objects`` trait, ``on_mask``, ``load_dict``, ``image_id``):
 
 - ``objects`` changes (main thread) are written at once: a new object is inserted with its
-  prompts and the active category (and an empty mask until its first mask arrives), changed
-  prompts are written, a deleted object is deleted.
+  prompts, strokes and the active category (and an empty mask until its first mask
+  arrives), changed prompts or strokes are written, a deleted object is deleted.
 - Masks (``on_mask``, the widget's worker thread) are queued to a writer thread, which
   computes the full-resolution mask and writes it with the predicted IoU. So the worker
   never waits for the disk; :meth:`StoreSync.flush` waits for the queue.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data.store import ConflictError, ImageRecord, ObjectRecord, Project
-from ..widget.objects import PALETTE, normalize_objects
+from ..widget.objects import PALETTE, copy_strokes, normalize_objects
 
 __all__ = ["StoreSync", "prompts_dict"]
 
@@ -44,6 +44,11 @@ def prompts_dict(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _strokes(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored strokes of a widget object (a copy)."""
+    return copy_strokes(obj.get("strokes") or [])
+
+
 @dataclass
 class _Entry:
     """One widget object of the current image and its store object."""
@@ -51,6 +56,7 @@ class _Entry:
     store_id: int
     revision: int
     prompts: dict[str, Any]
+    strokes: list[dict[str, Any]]
     restored_seq: int | None  # masks of this seq come from the store: never written back
     written_seq: int = -1
     edits: int = 0
@@ -106,11 +112,12 @@ class StoreSync:
                 "labels": rec.prompts.get("labels") or [],
                 "box": rec.prompts.get("box"),
                 "candidate": rec.prompts.get("candidate"),
+                "strokes": rec.strokes or [],
             }
             try:
                 normalize_objects([obj], w, h, k + 1)
             except (TypeError, ValueError):
-                obj.update(points=[], labels=[], box=None, candidate=None)
+                obj.update(points=[], labels=[], box=None, candidate=None, strokes=[])
             out.append(obj)
         return out
 
@@ -144,7 +151,7 @@ class StoreSync:
             seqs = {o["id"]: o["seq"] for o in self._w.objects}
             for obj, rec in zip(objs, records, strict=False):
                 self._entries[obj["id"]] = _Entry(
-                    rec.id, rec.revision, prompts_dict(obj), seqs.get(obj["id"]),
+                    rec.id, rec.revision, prompts_dict(obj), _strokes(obj), seqs.get(obj["id"]),
                     edits=int(rec.extra.get("edits", 0)),
                 )  # fmt: skip
         # The stored RLE is the truth: the widget shows each stored mask as it is (also for
@@ -189,26 +196,27 @@ class StoreSync:
             except (KeyError, ConflictError) as exc:
                 self._report(f"Object {wid} was changed elsewhere; not deleted ({exc}).")
         for wid, obj in new.items():
-            prompts = prompts_dict(obj)
+            prompts, strokes = prompts_dict(obj), _strokes(obj)
             e = self._entries.get(wid)
             if e is None:
                 empty = {"size": [self._image.height, self._image.width],
                          "counts": [self._image.height * self._image.width]}  # fmt: skip
                 rec = self._project.add_object(
                     self._image.id, empty, category=self.category, prompts=prompts,
-                    extra={"edits": 1},
+                    strokes=strokes, extra={"edits": 1},
                 )  # fmt: skip
-                e = _Entry(rec.id, rec.revision, prompts, None, edits=1)
+                e = _Entry(rec.id, rec.revision, prompts, strokes, None, edits=1)
                 self._entries[wid] = e
                 pending = self._pending.pop(wid, None)
                 if pending is not None and pending.seq == obj.get("seq"):
                     self._queue.put((e, pending))
-            elif prompts != e.prompts:
+            elif prompts != e.prompts or strokes != e.strokes:
                 e.edits += 1
                 rec = self._project.update_object(
-                    e.store_id, prompts=prompts, extra={"edits": e.edits}, revision=e.revision
-                )
-                e.prompts, e.revision = prompts, rec.revision
+                    e.store_id, prompts=prompts, strokes=strokes, extra={"edits": e.edits},
+                    revision=e.revision,
+                )  # fmt: skip
+                e.prompts, e.strokes, e.revision = prompts, strokes, rec.revision
                 if rec.source == "automatic":
                     rec = self._project.update_object(e.store_id, source="assisted",
                                                       revision=e.revision)  # fmt: skip

@@ -3,13 +3,18 @@
 An object is the dict of the ``objects`` trait (docs/ARCHITECTURE.md, widget protocol)::
 
     {"id": int, "name": str, "color": "#rrggbb", "points": [[x, y], ...],
-     "labels": [1 | 0, ...], "box": [x0, y0, x1, y1] | None, "candidate": int | None, "seq": int}
+     "labels": [1 | 0, ...], "box": [x0, y0, x1, y1] | None, "candidate": int | None,
+     "strokes": [{"points": [[x, y], ...], "radius": r, "erase": bool}, ...], "seq": int}
 
 Coordinates are original-image pixels, continuous: a point lies in the image when
 ``0 <= x <= width`` and ``0 <= y <= height``. A box is XYXY with ``x0 < x1`` and ``y0 < y1``,
 inside the same bounds. ``candidate`` picks one of the 3 multimask candidates and only matters
 while the object is a single point without a box (it is kept afterwards, because with
-refinement the later masks grow from that choice). Every function here is pure; errors are
+refinement the later masks grow from that choice). ``strokes`` are the brush (``erase`` False)
+and eraser (True) strokes, oldest first: a round brush of ``radius`` pixels along the polyline
+``points`` (:mod:`.strokes` rasterises them). The object's mask is SAM's mask of its prompts
+(empty without prompts), then each stroke in turn adds (brush) or removes (eraser) its
+pixels. Every function here is pure; errors are
 ``ValueError``/``TypeError`` naming the offending field and never leave anything half-changed.
 """
 
@@ -28,19 +33,24 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_OBJECTS",
     "MAX_POINTS",
+    "MAX_RADIUS",
     "MAX_SAFE_INTEGER",
+    "MAX_STROKES",
+    "MAX_STROKE_POINTS",
     "NUM_CANDIDATES",
     "PALETTE",
     "assign_seqs",
     "color_for",
+    "copy_strokes",
     "normalize_objects",
     "prompts_of",
     "same_prompts",
     "strip_seq",
+    "strokes_key",
 ]
 
 #: Keys an object dict may have (all of them are present after normalisation).
-KEYS = ("id", "name", "color", "points", "labels", "box", "candidate", "seq")
+KEYS = ("id", "name", "color", "points", "labels", "box", "candidate", "strokes", "seq")
 #: Number of multimask candidates SAM's decoder returns for an ambiguous prompt.
 NUM_CANDIDATES = 3
 #: Object colours, in the order new objects receive them: Okabe & Ito (2008) without black,
@@ -70,6 +80,10 @@ PALETTE = (
 MAX_OBJECTS = 256
 MAX_POINTS = 1000
 MAX_NAME_LENGTH = 200
+#: Strokes per object, points per stroke and the largest brush radius (image pixels).
+MAX_STROKES = 1000
+MAX_STROKE_POINTS = 10000
+MAX_RADIUS = 1000
 #: Largest integer a JavaScript number holds exactly (2**53 - 1): ids and seqs above it
 #: would be rounded in the browser.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -148,6 +162,53 @@ def _labels(value: Any, n: int, where: str) -> list[int]:
     return out
 
 
+def _strokes(value: Any, width: int, height: int, where: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise TypeError(f"{where} must be a list of stroke dicts, got {type(value).__name__}.")
+    if len(value) > MAX_STROKES:
+        raise ValueError(f"{where} has {len(value)} strokes; at most {MAX_STROKES} are allowed.")
+    out = []
+    for i, s in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(s, Mapping):
+            raise TypeError(f"{at} must be a dict {{points, radius, erase}}, got {s!r}.")
+        unknown = sorted(set(map(str, s)) - {"points", "radius", "erase"})
+        if unknown:
+            raise ValueError(f"{at} has unknown key(s) {unknown}; allowed: points, radius, erase.")
+        pts: Any = s.get("points")
+        if hasattr(pts, "tolist"):
+            pts = pts.tolist()
+        if isinstance(pts, (str, bytes)) or not isinstance(pts, Sequence) or not pts:
+            raise ValueError(f"{at}.points must be a non-empty list of [x, y] pairs, got {pts!r}.")
+        if len(pts) > MAX_STROKE_POINTS:
+            raise ValueError(
+                f"{at}.points has {len(pts)} points; at most {MAX_STROKE_POINTS} are allowed."
+            )
+        points = []
+        for k, p in enumerate(pts):
+            if hasattr(p, "tolist"):
+                p = p.tolist()
+            if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) != 2:
+                raise ValueError(f"{at}.points[{k}] must be an [x, y] pair, got {p!r}.")
+            x, y = _coord(p[0], f"{at}.points[{k}]: x"), _coord(p[1], f"{at}.points[{k}]: y")
+            _check_inside(x, y, width, height, f"{at}.points[{k}]")
+            points.append([x, y])
+        radius = _coord(s.get("radius"), f"{at}.radius")
+        if not 0.0 < radius <= MAX_RADIUS:
+            raise ValueError(f"{at}.radius must be in (0, {MAX_RADIUS}] pixels, got {radius:g}.")
+        erase = s.get("erase", False)
+        if hasattr(erase, "item"):
+            erase = erase.item()
+        if not isinstance(erase, bool):
+            raise TypeError(f"{at}.erase must be True or False, got {erase!r}.")
+        out.append({"points": points, "radius": radius, "erase": erase})
+    return out
+
+
 def _box(value: Any, width: int, height: int, where: str) -> list[float] | None:
     if value is None:
         return None
@@ -205,6 +266,7 @@ def _normalize_one(
             f"{where}.candidate must be None or an integer in 0..{NUM_CANDIDATES - 1}, "
             f"got {cand!r}."
         )
+    strokes = _strokes(obj.get("strokes"), width, height, f"{where}.strokes")
     seq = obj.get("seq")
     if seq is not None and (not _is_int(seq) or not 0 <= int(seq) <= MAX_SAFE_INTEGER):
         raise ValueError(f"{where}.seq must be an integer in 0..2**53-1, got {seq!r}.")
@@ -216,6 +278,7 @@ def _normalize_one(
         "labels": labels,
         "box": box,
         "candidate": None if cand is None else int(cand),
+        "strokes": strokes,
         "seq": None if seq is None else int(seq),
     }
     return out, assigned
@@ -261,13 +324,31 @@ def normalize_objects(
 
 
 def prompts_of(obj: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The part of an object that decides its mask: points, labels, box, candidate."""
+    """The part of an object that decides its mask: points, labels, box, candidate and
+    strokes."""
     return (
         tuple(tuple(p) for p in obj["points"]),
         tuple(obj["labels"]),
         None if obj["box"] is None else tuple(obj["box"]),
         obj["candidate"],
+        strokes_key(obj.get("strokes") or ()),
     )
+
+
+def strokes_key(strokes: Sequence[Mapping[str, Any]]) -> tuple[Any, ...]:
+    """Hashable form of a strokes list (equal strokes, equal keys)."""
+    return tuple(
+        (tuple((float(x), float(y)) for x, y in s["points"]), float(s["radius"]), bool(s["erase"]))
+        for s in strokes
+    )
+
+
+def copy_strokes(strokes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A deep copy of a strokes list."""
+    return [
+        {"points": [list(p) for p in s["points"]], "radius": s["radius"], "erase": s["erase"]}
+        for s in strokes
+    ]
 
 
 def same_prompts(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -314,4 +395,5 @@ def strip_seq(obj: Mapping[str, Any]) -> dict[str, Any]:
         "labels": list(obj["labels"]),
         "box": None if obj["box"] is None else list(obj["box"]),
         "candidate": obj["candidate"],
+        "strokes": copy_strokes(obj.get("strokes") or ()),
     }

@@ -9,6 +9,8 @@ both test suites run the cases in ``tests/shared/prompt_edit_cases.json``). A st
 - ``addPoint`` ``{x, y, label}``: appends a point to the active object (creating one when
   none is active); ``candidate`` is kept (refinement grows from the candidate picked at the
   first click).
+- ``addStroke`` ``{points, radius, erase}``: appends a brush (``erase`` false) or eraser
+  stroke to the active object (creating one when none is active); the candidate is kept.
 - ``removePoint`` ``{index}``: removes one point (default the last).
 - ``setBox`` ``{box}``: sets (XYXY) or removes (None) the box; ``candidate`` is reset to None
   (the box changes the first stage, so the old choice no longer applies). A box with no
@@ -19,8 +21,8 @@ both test suites run the cases in ``tests/shared/prompt_edit_cases.json``). A st
   ``candidate``; they apply to the new (or reused) object.
 - ``deleteObject`` ``{id?}``: the object before it becomes active (the first one if it was
   first), -1 when none is left.
-- ``selectObject`` ``{id}``, ``clearActive`` (the object's prompts and candidate go, the
-  object stays), ``pickCandidate`` ``{candidate}``, ``rename`` ``{id, name}`` (trimmed),
+- ``selectObject`` ``{id}``, ``clearActive`` (the object's prompts, strokes and candidate
+  go, the object stays), ``pickCandidate`` ``{candidate}``, ``rename`` ``{id, name}`` (trimmed),
   ``clearAll``.
 - Every change of an object's prompts or candidate adds 1 to its ``seq``; an edit makes its
   object the active one. Actions on an object other than the active one give ``id``.
@@ -100,6 +102,7 @@ def _create(state: State) -> State:
         "labels": [],
         "box": None,
         "candidate": None,
+        "strokes": [],
         "seq": 0,
     }
     return {"objects": [*objs, new], "active": oid, "next_id": oid + 1}
@@ -114,7 +117,7 @@ def _edit(state: State, oid: int, **changes: Any) -> State:
 
 
 def _has_prompts(obj: Mapping[str, Any]) -> bool:
-    return bool(obj["points"]) or obj["box"] is not None
+    return bool(obj["points"]) or obj["box"] is not None or bool(obj.get("strokes"))
 
 
 def _as_list(value: Any, what: str) -> list[Any]:
@@ -138,6 +141,18 @@ def _add_point(state: State, action: Mapping[str, Any]) -> State:
         points=[*obj["points"], point],
         labels=[*obj["labels"], action.get("label", 1)],
     )
+
+
+def _add_stroke(state: State, action: Mapping[str, Any]) -> State:
+    state, oid = _target(state, action, create=True)
+    obj = _find(state, oid)
+    assert obj is not None
+    strokes = obj.get("strokes") or []
+    if len(strokes) >= objmod.MAX_STROKES:
+        raise PromptError(f"an object holds at most {objmod.MAX_STROKES} strokes.")
+    points = [_as_list(p, "stroke point") for p in _as_list(action.get("points"), "points")]
+    stroke = {"points": points, "radius": action.get("radius"), "erase": action.get("erase", False)}
+    return _edit(state, oid, strokes=[*strokes, stroke])
 
 
 def _remove_point(state: State, action: Mapping[str, Any]) -> State:
@@ -219,7 +234,7 @@ def _clear(state: State, action: Mapping[str, Any]) -> State:
     assert obj is not None
     if not _has_prompts(obj) and obj["candidate"] is None:
         return {**state, "active": oid}
-    return _edit(state, oid, points=[], labels=[], box=None, candidate=None)
+    return _edit(state, oid, points=[], labels=[], box=None, candidate=None, strokes=[])
 
 
 def _pick(state: State, action: Mapping[str, Any]) -> State:
@@ -254,6 +269,7 @@ def _clear_all(state: State, action: Mapping[str, Any]) -> State:
 
 _RULES = {
     "addPoint": _add_point,
+    "addStroke": _add_stroke,
     "removePoint": _remove_point,
     "setBox": _set_box,
     "newObject": _new_object,

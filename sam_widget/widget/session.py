@@ -14,6 +14,9 @@ encode the current image, decode objects whose prompts changed, decode the hover
   replaced image is cancelled from its progress callback. Each prompt change costs one
   decoder run (:mod:`.chain`); replaying a loaded history (:meth:`Session.replay`) is the
   one job of many runs, and it is checked between them.
+- **Strokes** (brush/eraser) travel with the job and are applied to the decoded mask
+  (:class:`MaskUpdate`); a change of strokes alone finds its prompt's result in the object's
+  memo, so it costs no decoder run.
 - **Memory**: per object the session keeps its :class:`~.chain.ObjectMemo` (a few low-res
   results) and its last :class:`MaskUpdate`; both go when the object is deleted or its
   prompts are cleared, everything goes with a new image.
@@ -52,6 +55,7 @@ from .cancel import cancellable as _cancellable
 from .cancel import install_cancel_points as _install_cancel_points
 from .chain import ChainResult, ObjectMemo, Prompt, run_chain
 from .codec import encode_mask
+from .objects import copy_strokes
 from .updates import Frame, MaskUpdate, describe_error
 
 __all__ = ["Callbacks", "Frame", "MaskUpdate", "Session", "describe_error"]
@@ -79,6 +83,8 @@ class _Decode:
     prompt: Prompt
     # a given mask ((H, W) bool) and its score instead of a decode (see Session.show_mask)
     given: tuple[np.ndarray, float | None] | None = None
+    # the object's brush/eraser strokes, applied to the decoded mask (no decoder run)
+    strokes: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,11 @@ class _Hover:
     seq: int
     prompt: Prompt
     object_id: int  # whose stage cache to use (-1: none active)
+
+
+def _strokes_of(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The object's strokes, copied (a job must not see later edits of the dict)."""
+    return tuple(copy_strokes(obj.get("strokes") or ()))
 
 
 _OPEN: weakref.WeakSet[Session] = weakref.WeakSet()
@@ -166,11 +177,16 @@ class Session:
         """Queue a decode of ``obj`` (an object dict) for the current image (latest wins)."""
         oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
         with self._cond:
-            job = _Decode(self._image_id, oid, seq, prompt)
+            job = _Decode(self._image_id, oid, seq, prompt, strokes=_strokes_of(obj))
             queued = self._decodes.get(oid)
-            if prompt.empty or not self.refine:
+            if not self._refines(prompt):
                 self._backlog.pop(oid, None)  # no state before this one matters any more
-            elif queued is not None and queued.image_id == job.image_id and queued.given is None:
+            elif (
+                queued is not None
+                and queued.image_id == job.image_id
+                and queued.given is None
+                and queued.prompt != prompt  # a stroke-only change: no prompt state to decode
+            ):
                 self._backlog.setdefault(oid, []).append(queued.prompt)
             self._seqs[job.object_id] = job.seq
             self._decodes[job.object_id] = job
@@ -196,6 +212,30 @@ class Session:
             self._decodes.move_to_end(oid)
             self._cond.notify_all()
         self._report_status()
+
+    def use_predictor(
+        self, predictor: Any, image: np.ndarray | None, object_ids: list[int]
+    ) -> None:
+        """Go on with ``predictor`` (another model on the same image). ``image``: the
+        current image to encode again with it, or None when ``predictor`` already holds the
+        current image's embedding (same encoder). What the objects ``object_ids``
+        remember of the old model's decodes is dropped, so their next decode comes from
+        the new model; pending jobs and the hover preview are dropped (resubmit them)."""
+        _install_cancel_points(getattr(predictor, "model", None))
+        with self._plock, self._cond:
+            self.predictor = predictor
+            self._memos = {}  # swapped, not cleared (as set_image)
+            self._decodes.clear()
+            self._backlog.clear()
+            self._hover = None
+            self._replay = None
+            for oid in object_ids:
+                self._results.pop(int(oid), None)
+            if image is not None:
+                self._frame = None
+                self._encode = (self._image_id, image)
+                self._encode_error = None
+            self._cond.notify_all()
 
     def replay(self, states: list[list[dict[str, Any]]]) -> None:
         """Decode the objects of ``states`` (history states, oldest first) in order, as they
@@ -399,7 +439,7 @@ class Session:
             if frame is None or frame.image_id != image_id:
                 raise RuntimeError("the image changed while its masks were being computed")
             result = self._chain(Prompt.from_object(obj), oid, frame.image_id)
-            update = MaskUpdate(oid, seq, frame, result)
+            update = MaskUpdate(oid, seq, frame, result, _strokes_of(obj))
         with self._cond:
             if self._seqs.get(oid) == seq and image_id == self._image_id:
                 self._results[oid] = update
@@ -596,17 +636,14 @@ class Session:
                     frame = self.frame
                     if frame is None or frame.image_id != job.image_id:
                         return
-                    # Earlier states this job refines from: cancelled only by a new image,
-                    # the object's deletion or a clear of its prompts (which starts over).
+                    # Earlier states this job refines from (each one the base of the next):
+                    # cancelled by a new image, the object's deletion, or a newer state of
+                    # the object that starts over (see _object_alive).
                     with _cancellable(lambda: not self._object_alive(job)):
                         for earlier in backlog:
                             self._chain(earlier, job.object_id, job.image_id)
-                    # With refinement a newer state refines from this one, so only the
-                    # same events cancel it; without, a newer state makes it useless.
-                    current = self._object_alive if self.refine else self._is_current_job
-                    with _cancellable(lambda: not current(job)):
                         result = self._chain(job.prompt, job.object_id, job.image_id)
-                update = MaskUpdate(job.object_id, job.seq, frame, result)
+                update = MaskUpdate(job.object_id, job.seq, frame, result, job.strokes)
             buffer = encode_mask(update.display)
         except _Cancelled:
             return  # superseded while decoding
@@ -621,26 +658,23 @@ class Session:
         self.cb.error("")
         self.cb.mask(update)
 
+    def _refines(self, prompt: Prompt) -> bool:
+        # Whether decoding ``prompt`` reads the previous state's logits (chain.run_chain):
+        # refinement on, prompts present and unambiguous.
+        return self.refine and not prompt.empty and not prompt.ambiguous
+
     def _object_alive(self, job: _Decode) -> bool:
-        # The object still exists on the same image and was not cleared since ``job``.
-        return (
-            not self._closed
-            and job.image_id == self._image_id
-            and job.object_id in self._seqs
-            and not self._cleared_since(job)
-        )
-
-    def _cleared_since(self, job: _Decode) -> bool:
+        # Whether ``job``'s state still matters: same image, object not deleted, and either
+        # still the newest state or the base the next state refines from. A newer state that
+        # does not refine (a clear, a single ambiguous point, refinement off) cancels it.
+        if self._closed or job.image_id != self._image_id or job.object_id not in self._seqs:
+            return False
         queued = self._decodes.get(job.object_id)
-        return queued is not None and queued.seq != job.seq and queued.prompt.empty
-
-    def _is_current_job(self, job: _Decode) -> bool:
-        # Read without _cond (called from inside decoder runs): dict reads are atomic.
-        return (
-            not self._closed
-            and job.image_id == self._image_id
-            and self._seqs.get(job.object_id) == job.seq
-        )
+        if queued is None or queued.seq == job.seq:
+            return True
+        backlog = self._backlog.get(job.object_id)
+        following = backlog[0] if backlog else queued.prompt
+        return self._refines(following)
 
     def _do_replay(self, image_id: int, states: list[list[dict[str, Any]]]) -> None:
         self._report_status()

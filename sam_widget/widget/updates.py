@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .chain import ChainResult
+from .strokes import compose
 
 __all__ = ["Frame", "MaskUpdate", "describe_error", "upscale"]
 
@@ -89,10 +90,19 @@ class MaskUpdate:
         score: predicted IoU of the chosen mask (None without prompts).
         display: bool mask at display resolution (mask_height x mask_width), computed lazily.
         mask: bool mask at the original image size, computed lazily on first access.
+        strokes: the object's brush/eraser strokes; ``mask`` is SAM's mask with them applied
+            (:func:`.strokes.compose`), and ``display`` is then sampled from ``mask``.
         Both arrays are read-only (shared); ``w.masks`` hands out copies.
     """
 
-    def __init__(self, object_id: int, seq: int, frame: Frame, result: ChainResult) -> None:
+    def __init__(
+        self,
+        object_id: int,
+        seq: int,
+        frame: Frame,
+        result: ChainResult,
+        strokes: Any = (),
+    ) -> None:
         self.object_id = int(object_id)
         self.seq = int(seq)
         self.image_id = frame.image_id
@@ -101,6 +111,8 @@ class MaskUpdate:
         self.scores = [float(s) for s in result.scores]
         self.candidate = result.index if result.multimask else None
         self.score = None if result.empty else self.scores[result.index]
+        self.strokes = tuple(strokes or ())
+        self._given = False  # the mask was given (from_mask), not decoded
         self._display: np.ndarray | None = None
         self._mask: np.ndarray | None = None
 
@@ -123,13 +135,18 @@ class MaskUpdate:
         fixed = mask.copy()
         fixed.flags.writeable = False
         update._mask = fixed
-        (h, w), (big_h, big_w) = frame.display, mask.shape
+        update._given = True
+        return update
+
+    def _sampled(self) -> np.ndarray:
+        # The display mask sampled from the original-size mask (nearest pixel centre).
+        big = self.mask
+        (h, w), (big_h, big_w) = self.frame.display, big.shape
         rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(np.int64), big_h - 1)
         cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(np.int64), big_w - 1)
-        display = fixed[np.ix_(rows, cols)]
+        display = big[np.ix_(rows, cols)]
         display.flags.writeable = False
-        update._display = display
-        return update
+        return display
 
     def _binary(self, size: str) -> np.ndarray:
         h, w = self.frame.display if size == "display" else self.frame.original_size
@@ -145,13 +162,21 @@ class MaskUpdate:
     @property
     def display(self) -> np.ndarray:
         if self._display is None:
-            self._display = self._binary("display")
+            if self.strokes or self._given:
+                self._display = self._sampled()
+            else:
+                self._display = self._binary("display")
         return self._display
 
     @property
     def mask(self) -> np.ndarray:
         if self._mask is None:
-            self._mask = self._binary("original")
+            base = self._binary("original")
+            if self.strokes:
+                h, w = self.frame.original_size
+                base = compose(base, self.strokes, h, w)
+                base.flags.writeable = False
+            self._mask = base
         return self._mask
 
     @property

@@ -46,6 +46,7 @@ import traitlets
 from ..engine.images import to_rgb_uint8
 from ..explain.amg import AmgExplanation
 from . import persist
+from .chain import Prompt
 from .codec import encode_image
 from .everything import Everything, EverythingCallbacks
 from .everything_params import check_everything_params
@@ -488,6 +489,19 @@ class SamWidget(anywidget.AnyWidget):
         object id."""
         return int(self._apply({"type": "setBox", "box": box, "id": object_id})["active"])
 
+    def paint(
+        self, points: Any, radius: float, erase: bool = False, object_id: int | None = None
+    ) -> int:
+        """Paint one brush stroke (``erase=True``: an eraser stroke) on the active (or given)
+        object: a round brush of ``radius`` pixels along ``points`` ((N, 2) XY, original-image
+        pixels; one point paints a disc). Creates an object when none is active; one history
+        step, no decoder run. Returns the object id."""
+        if hasattr(points, "tolist"):
+            points = points.tolist()
+        action = {"type": "addStroke", "points": points, "radius": radius, "erase": erase}
+        action["id"] = object_id
+        return int(self._apply(action)["active"])
+
     def pick_candidate(self, k: int | None, object_id: int | None = None) -> None:
         """Choose multimask candidate ``k`` (0..2; None: best predicted IoU) for the active
         (or given) object."""
@@ -790,6 +804,43 @@ class SamWidget(anywidget.AnyWidget):
     def predictor(self) -> Any:
         """The widget's own ``SamPredictor`` (None until the model is loaded)."""
         return self._predictor
+
+    def use_model(self, model: Any, timeout: float | None = None) -> None:
+        """Go on with another model, keeping the image, the objects and the history: a
+        fine-tuned checkpoint's path (from :func:`sam_widget.finetune.finetune`; it must be
+        of this widget's variant and image encoder), a model from ``build_sam`` or a
+        ``SamPredictor`` (its model).
+
+        Waits (``timeout`` seconds) for the current model and image first. When the image
+        encoder is unchanged (a fine-tuned checkpoint) the image embedding is kept, not
+        computed again; otherwise the image is encoded with the new model. Every object
+        with prompts is decoded again by the new model (its history replayed, as
+        ``load_dict``); an object shown with a given mask and no prompts keeps that mask.
+        ``notice`` says so when the new model is untrained (e.g. tuned from random
+        weights); ``to_dict`` records the new checkpoint.
+        """
+        from .swap import resolve_model, swap_predictor
+
+        self.wait(timeout)
+        with self._lock:
+            self._check_open()
+            old = self._predictor
+            new_model, checkpoint = resolve_model(model, old.model)
+            predictor, carried = swap_predictor(old, new_model, self._rgb)
+            objs = list(self.objects)
+            redecode = [o for o in objs if not Prompt.from_object(o).empty]
+            self._session.use_predictor(
+                predictor, None if carried else self._rgb, [int(o["id"]) for o in redecode]
+            )
+            self._predictor = predictor
+            self._variant = str(getattr(new_model, "variant", self._variant))
+            self._checkpoint = checkpoint
+            trained = bool(getattr(new_model, "pretrained", True))
+            self._set_traits(notice="" if trained else untrained_notice(self._variant))
+            history = self._book.history
+            self._session.replay([s["objects"] for s in history.states[: history.index + 1]])
+            for o in redecode:
+                self._session.submit(o)
 
     def wait(self, timeout: float | None = None) -> SamWidget:
         """Block until the model is loaded, the image encoded and queued decodes are done.

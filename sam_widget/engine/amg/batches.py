@@ -150,18 +150,26 @@ def run_batches(
     each, in the calling thread (so a progress callback that raises stops the run: batches
     not started yet are cancelled).
 
-    On a CPU with at least 2 intra-op threads the batches run on ``workers`` threads
-    (default ``WORKERS``) with total / workers intra-op threads each; the total is restored
-    afterwards (``torch.set_num_threads`` also sets what threads started later get).
+    On a CPU with at least 2 intra-op threads the first batch runs in the calling thread
+    (lazy per-image preparation happens there, with every thread) and the others on
+    ``workers`` threads (default ``WORKERS``) with total / workers intra-op threads each;
+    the total is restored afterwards (``torch.set_num_threads`` also sets what threads
+    started later get).
     """
     workers = WORKERS if workers is None else workers
     total = torch.get_num_threads()
     parts: list[Candidates] = []
-    if device.type != "cpu" or workers < 2 or total < 2 or len(starts) < 2:
+    if device.type != "cpu" or workers < 2 or total < 2 or len(starts) < 3:
         for s in starts:
             parts.extend(batch(s))
             tick()
         return parts
+    # The first batch runs here, with every thread: what the model prepares lazily for the
+    # image on its first decode (SAM: the low-rank context) is built once, at full speed,
+    # before the workers need it.
+    parts.extend(batch(starts[0]))
+    tick()
+    starts = starts[1:]
     workers = min(workers, total, len(starts))
     per_worker = total // workers
     pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(per_worker,))
