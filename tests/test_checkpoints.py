@@ -168,7 +168,11 @@ def _listing(directory: Path) -> list[str]:
 
 
 def test_official_registry_matches_published_names_and_sizes() -> None:
-    assert set(ck.OFFICIAL) == {"vit_h", "vit_l", "vit_b", "vit_t"}
+    from sam_widget.models.registry import list_models
+
+    # Every registered variant with official weights has one entry, and only those.
+    assert set(ck.OFFICIAL) == set(list_models(pretrained=True))
+    assert {"vit_h", "vit_l", "vit_b", "vit_t", "sam2.1_hiera_t"} <= set(ck.OFFICIAL)
     # Published byte sizes (see the sources cited in checkpoints.py).
     expected_sizes = {"vit_h": 2564550879, "vit_l": 1249524607, "vit_b": 375042383}
     for variant, info in ck.OFFICIAL.items():
