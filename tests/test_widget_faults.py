@@ -295,3 +295,23 @@ def test_scripts_exit_cleanly_with_widget_threads() -> None:
         results = list(pool.map(run, range(20)))
     for r in results:
         assert r.returncode == 0 and "terminate called" not in r.stderr, r.stderr[-2000:]
+
+
+def test_a_failure_after_the_encoder_ran_is_an_error_not_a_hang(model: Any) -> None:
+    """A model whose embedding cannot be set (here: set_embedding raises) leaves the widget
+    in the error state with the reason, and wait() raises it; it never stays "encoding"."""
+    w = SamWidget(IMG, model="tiny")
+    try:
+        w.wait(TIMEOUT)
+
+        def broken(emb: Any) -> None:
+            raise RuntimeError("features of the wrong kind")
+
+        w.predictor.set_embedding = broken  # type: ignore[method-assign]
+        w.set_image(IMG2)
+        with pytest.raises(RuntimeError, match="features of the wrong kind"):
+            w.wait(TIMEOUT)
+        assert w.status == "error"
+        assert "features of the wrong kind" in w.error
+    finally:
+        w.close()

@@ -15,14 +15,31 @@ from typing import Any
 
 __all__ = ["GENERATOR_OPTIONS", "build_parser", "main"]
 
+def _flag(text: str) -> bool:
+    """``true``/``false`` (also yes/no, 1/0, on/off) for a boolean generator option."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 #: (name, type, default, help) of every ``SamAutomaticMaskGenerator`` option the command
 #: offers; the defaults are the generator's (a test keeps them in step).
-GENERATOR_OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
+GENERATOR_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("points_per_side", int, 32, "grid of N x N point prompts per crop"),
     ("points_per_batch", int, 64, "prompts decoded at once (memory vs speed)"),
-    ("pred_iou_thresh", float, 0.88, "keep masks with predicted IoU above this (0 = all)"),
+    (
+        "pred_iou_thresh",
+        float,
+        None,
+        "keep masks with predicted IoU above this (0 = all; default by model family: "
+        "0.88 SAM, 0.8 SAM 2)",
+    ),
     ("stability_score_thresh", float, 0.95, "keep masks with stability above this (0 = all)"),
     ("stability_score_offset", float, 1.0, "logit offset of the stability score"),
+    ("mask_threshold", float, None, "logit threshold of the masks (default: the model's, 0)"),
     ("box_nms_thresh", float, 0.7, "box IoU above which duplicates are removed"),
     ("crop_n_layers", int, 0, "extra layers of overlapping crops"),
     ("crop_nms_thresh", float, 0.7, "box IoU for duplicates between crops"),
@@ -34,6 +51,8 @@ GENERATOR_OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
         0,
         "remove holes and islands smaller than this many pixels (needs scipy)",
     ),
+    ("use_m2m", _flag, False, "refine each mask once more with its own logits (SAM 2's m2m)"),
+    ("multimask_output", _flag, True, "3 masks per point (false: one)"),
 )
 
 
@@ -123,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--" + name.replace("_", "-"),
             type=kind,
             default=None,
-            metavar=kind.__name__.upper(),
-            help=f"{text} (default {default:g})",
+            metavar="BOOL" if kind is _flag else kind.__name__.upper(),
+            help=text if default is None else f"{text} (default {str(default).lower()})",
         )
     emb = sub.add_parser(
         "embed",

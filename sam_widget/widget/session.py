@@ -538,8 +538,8 @@ class Session:
                 self._busy = True
             try:
                 job()
-            except Exception:  # pragma: no cover - every job handles its own errors
-                logger.exception("sam_widget worker: unexpected error")
+            except Exception as exc:  # every job handles its own errors; shown, never silent
+                self._fail("Unexpected error in the widget's worker", exc, status=False)
             finally:
                 with self._cond:
                     self._replaying = False
@@ -587,9 +587,26 @@ class Session:
         self.cb.status("encoding", 0.0)
         try:
             emb = self.predictor.compute_embedding(image, progress=progress)
+            model = self.predictor.model
+            frame = Frame(
+                image_id,
+                model.geometry,
+                (int(emb.input_size[0]), int(emb.input_size[1])),
+                (int(emb.original_size[0]), int(emb.original_size[1])),
+                float(model.mask_threshold),
+            )
+            with self._plock:
+                if self._image_id != image_id:
+                    return
+                self.predictor.set_embedding(emb)
+                with self._cond:
+                    self._frame = frame
+                    self._cond.notify_all()
         except _Cancelled:
             return
         except Exception as exc:
+            # Any failure, also after the encoder ran, ends in the error state (wait() raises
+            # it): never a widget left "encoding" forever.
             if self._image_id != image_id:
                 return
             message = self._fail("Encoding the image failed", exc, status=True)
@@ -597,21 +614,6 @@ class Session:
                 self._encode_error = message
                 self._cond.notify_all()
             return
-        model = self.predictor.model
-        frame = Frame(
-            image_id,
-            model.geometry,
-            (int(emb.input_size[0]), int(emb.input_size[1])),
-            (int(emb.original_size[0]), int(emb.original_size[1])),
-            float(model.mask_threshold),
-        )
-        with self._plock:
-            if self._image_id != image_id:
-                return
-            self.predictor.set_embedding(emb)
-            with self._cond:
-                self._frame = frame
-                self._cond.notify_all()
         self.report_status()
         self.cb.ready(image_id)
 
