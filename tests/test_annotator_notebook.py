@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _text(cell: dict) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        parts.append(out.get("text", ""))
-        parts.append(out.get("data", {}).get("text/plain", ""))
-    return "".join(parts)
+from _notebooks import cell_text as _text
+from _notebooks import run_notebook
 
 
 def test_annotate_folder_notebook_runs_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copy(ROOT / "notebooks" / "annotate_folder.ipynb", tmp_path)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("SAM_WIDGET_CACHE", str(tmp_path / "no-weights"))  # forces the fallback
-    nb = nbformat.read(tmp_path / "annotate_folder.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    code = run_notebook("annotate_folder.ipynb", tmp_path, monkeypatch, timeout=300)
     assert "untrained model" in _text(code[1])  # no weights here: the fallback was used
     assert "1 of 4 images done, 1 object(s)" in _text(code[3])
     assert "('person', 'manual'" in _text(code[3])

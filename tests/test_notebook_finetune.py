@@ -4,35 +4,23 @@ annotate, fine-tune, IoU before and after (table and figure), switch model, keep
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _text(cell: dict) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        parts.append(out.get("text", ""))
-        parts.append(out.get("data", {}).get("text/plain", ""))
-    return "".join(parts)
+from _notebooks import cell_text as _text
+from _notebooks import run_notebook
 
 
 def test_finetune_loop_notebook_runs_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copy(ROOT / "notebooks" / "finetune_loop.ipynb", tmp_path)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("SAM_WIDGET_CACHE", str(tmp_path / "no-weights"))  # forces the fallback
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(tmp_path / "finetune_loop.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    code = run_notebook(
+        "finetune_loop.ipynb",
+        tmp_path,
+        monkeypatch,
+        timeout=600,
+        env={"MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+    )
     assert "untrained model" in _text(code[1]) and "pretrained: False" in _text(code[1])
     assert "8 of 8 images done, 8 object(s)" in _text(code[2])
     table = _text(code[4])

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..data.atomic import fsync_dir
+
 _CHUNK = 1 << 20  # 1 MiB per read
 _DEFAULT_TIMEOUT = 30.0  # seconds per connect / per socket read, not for the whole file
 _STALE_PART_AGE = 6 * 3600.0  # a temp file untouched this long belongs to a dead download
@@ -119,22 +121,6 @@ def _describe_network_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, http.client.HTTPException):
         return f"the HTTP response was malformed or cut off ({type(exc).__name__}: {exc})"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; directories cannot be opened on Windows.
-    if sys.platform.startswith("win"):
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _download(
@@ -266,7 +252,7 @@ def _download(
                 return dest
             raise fail(f"cannot move the verified download into place ({exc})") from exc
         published = True
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return dest
     finally:
         if not published:
