@@ -10,8 +10,7 @@ the upscaler reads are computed.
 Batches are independent given the crop's low-rank context, so on a CPU they run on two
 worker threads with half the intra-op threads each. The decoder's per-prompt work is many
 small operations (tens of microseconds each); two single-threaded streams keep both cores
-busy where one two-threaded stream spends time in fork/join. Measured on a 2-core Xeon
-(benchmarks/README.md): 16 x 16 grid with one crop layer 12.1 s -> 11.0 s, same records.
+busy where one two-threaded stream spends time in fork/join (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -150,26 +149,22 @@ def run_batches(
     each, in the calling thread (so a progress callback that raises stops the run: batches
     not started yet are cancelled).
 
-    On a CPU with at least 2 intra-op threads the first batch runs in the calling thread
-    (lazy per-image preparation happens there, with every thread) and the others on
-    ``workers`` threads (default ``WORKERS``) with total / workers intra-op threads each;
-    the total is restored afterwards (``torch.set_num_threads`` also sets what threads
-    started later get).
+    On a CPU with at least 2 intra-op threads the batches run on ``workers`` threads
+    (default ``WORKERS``) with total / workers intra-op threads each; the total is restored
+    afterwards (``torch.set_num_threads`` also sets what threads started later get). All
+    batches go to the workers, the first one too: with 4 batches a crop (a 16 x 16 grid),
+    running the first one in the caller left the workers 3 to share, one of them idle for
+    a batch (the model's lazy per-prompt-batch context, SAM's low-rank image tokens, is
+    small next to a batch: the first worker builds it, the other waits for it).
     """
     workers = WORKERS if workers is None else workers
     total = torch.get_num_threads()
     parts: list[Candidates] = []
-    if device.type != "cpu" or workers < 2 or total < 2 or len(starts) < 3:
+    if device.type != "cpu" or workers < 2 or total < 2 or len(starts) < 2:
         for s in starts:
             parts.extend(batch(s))
             tick()
         return parts
-    # The first batch runs here, with every thread: what the model prepares lazily for the
-    # image on its first decode (SAM: the low-rank context) is built once, at full speed,
-    # before the workers need it.
-    parts.extend(batch(starts[0]))
-    tick()
-    starts = starts[1:]
     workers = min(workers, total, len(starts))
     per_worker = total // workers
     pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(per_worker,))

@@ -400,9 +400,8 @@ class TinyViT(nn.Module):
         """B x in_chans x H x W float (H = W = img_size in SAM) -> B x 256 x H/16 x W/16."""
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise ValueError(f"x must be B x {self.in_chans} x H x W, got shape {tuple(x.shape)}")
-        # Channels-last activations: oneDNN's depthwise and 1x1 convs run about 1.6x faster
-        # on a CPU in this layout (the encoder took 0.61 s instead of 0.88 s on 2 cores);
-        # the output is returned in the usual contiguous layout.
+        # Channels-last activations: oneDNN's depthwise and 1x1 convs run faster on a CPU
+        # in this layout (benchmarks/README.md); the output is returned contiguous.
         x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
         for layer in self.layers:
             x = layer(x)
