@@ -223,7 +223,8 @@ def test_summary_counts_active_time_per_object(
         first, second = s["images"][0], s["images"][1]
         assert (first["status"], first["objects"], first["seconds"]) == ("done", 2, 72.0)
         assert first["seconds_per_object"] == 36.0
-        assert first["edits"] == 2  # making each object is one edit
+        # The point made the first object (a click); an empty new object is no click.
+        assert (first["clicks"], first["strokes"], first["edits"]) == (1, 0, 1)
         assert (second["status"], second["objects"], second["seconds"]) == ("in_progress", 0, 3.0)
         assert (s["done"], s["total"], s["objects"], s["seconds"]) == (1, 3, 2, 75.0)
         assert s["seconds_per_object"] == 37.5

@@ -158,3 +158,60 @@ def test_view_buttons_propose_accept_reject(
         assert a.proposals == [] and v.proposal_info.value == ""
     finally:
         a.close()
+
+
+def test_a_click_on_a_proposal_accepts_it(
+    setup: tuple[Path, Path, list[Path]],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The browser's keep message (a click on proposal k in keep mode) accepts proposal k as
+    an "assisted" object; the others stay proposed and are drawn again, numbered anew."""
+    from sam_widget.widget.codec import decode_label_map
+
+    folder, project, _ = setup
+    a = open_annotator(folder, project)
+    sent: list[tuple[dict[str, Any], list[bytes]]] = []
+    a.widget.send = lambda content, buffers=None: sent.append(  # type: ignore[method-assign]
+        (content, list(buffers or []))
+    )
+    try:
+        w = a.widget
+        h, wd = w.image.shape[:2]
+        blocks = [_block(h, wd, 2, 2, 12, 14), _block(h, wd, 20, 20, 30, 34),
+                  _block(h, wd, 36, 44, 46, 60)]  # fmt: skip
+        records = [_record(m, iou) for m, iou in zip(blocks, (0.9, 0.8, 0.7), strict=True)]
+        monkeypatch.setattr(SamAutomaticMaskGenerator, "generate",
+                            lambda self, image, progress_callback=None: list(records))  # fmt: skip
+        assert len(a.propose().result(TIMEOUT)) == 3
+        w._on_custom_message(w, {"type": "keep", "index": 1}, [])  # click on proposal 1
+        assert w.error == ""
+        (obj,) = a.objects()
+        assert (obj.source, obj.predicted_iou) == ("assisted", 0.8)
+        np.testing.assert_array_equal(obj.mask, blocks[1])
+        assert [p["predicted_iou"] for p in a.proposals] == [0.9, 0.7]
+        assert len(w.objects) == 1  # the widget shows the new object
+
+        # The rest are drawn again: label 1 = proposal 0, label 2 = the old proposal 2.
+        c, buffers = [m for m in sent if m[0]["type"] == "everything"][-1]
+        assert c["count"] == 2 and c["image_id"] == w.image_id
+        labels = decode_label_map(buffers[0], c["width"], c["height"])
+        sy, sx = c["height"] / h, c["width"] / wd
+        assert labels[int(7 * sy), int(8 * sx)] == 1
+        assert labels[int(41 * sy), int(52 * sx)] == 2
+        assert labels[int(25 * sy), int(27 * sx)] == 0  # the accepted one is gone
+
+        # A click on the (new) label 2 accepts the old proposal 2.
+        w._on_custom_message(w, {"type": "keep", "index": 1}, [])
+        assert [o.predicted_iou for o in a.objects()] == [0.8, 0.7]
+        assert [p["predicted_iou"] for p in a.proposals] == [0.9]
+        # An index past the open proposals is reported (naming it) and accepts nothing.
+        w._on_custom_message(w, {"type": "keep", "index": 1}, [])
+        assert "index must be an integer in 0..0, got 1" in w.error
+        assert len(a.objects()) == 2 and len(a.proposals) == 1
+        # Rejected: the click is segment-everything's again (which has no result here).
+        a.reject()
+        with pytest.raises(ValueError, match="no segment-everything result"):
+            w.keep(0)
+        assert len(a.objects()) == 2
+    finally:
+        a.close()

@@ -94,7 +94,7 @@ const GROUPS: [ActionName, string, string][][] = [
     ["explain", "Explain", "Explain the active object's mask: the 4 candidate masks, attention, positional encoding, embedding PCA"],
     ["segment-everything", "Everything", "Segment everything (then keep masks as objects)"],
     ["everything-settings", "\u2699", "Segment-everything settings (points per side, thresholds)"],
-    ["keep", "Keep", "Keep mode: click a segment-everything mask to make it an object"],
+    ["keep", "Keep", "Keep mode: click a shown mask (segment everything, proposals) to keep it as an object"],
     ["hide-everything", "Hide all", "Hide the segment-everything masks"],
   ],
   [

@@ -36,6 +36,9 @@ export interface EverythingMessage {
   count: number;
   width: number;
   height: number;
+  /** What the layer shows: segment-everything's masks, or masks the kernel offers to pick
+   * (`SamWidget.show_overlay`, e.g. the annotator's proposals). */
+  source: "everything" | "overlay";
 }
 
 export type KernelMessage =
@@ -90,6 +93,7 @@ export function parseMessage(msg: unknown): KernelMessage | null {
         count: isInt(r.count) ? r.count : 0,
         width: r.width as number,
         height: r.height as number,
+        source: r.source === "overlay" ? "overlay" : "everything",
       };
     case "clear_everything":
       return { type: "clear_everything" };

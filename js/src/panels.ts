@@ -154,17 +154,25 @@ export function updateCandidates(dom: Dom, entry: MaskEntry | undefined, chosen:
  * The note after the status word: what the last "segment everything" found, the keep-mode
  * hint, or the way out of the failed state.
  */
-export function statusNote(t: { status: string; mode: string; everythingCount: number | null }): string {
+export function statusNote(t: {
+  status: string;
+  mode: string;
+  everythingCount: number | null;
+  /** The masks shown were offered by the kernel (e.g. proposals), not segment-everything's. */
+  overlay?: boolean;
+}): string {
   // status "error": the model could not be loaded or the image not encoded; either way no
   // prompt can get a mask, and the error line says what to do.
   if (t.status === "error") return "Prompt tools are off: the message above says what to do.";
   const parts: string[] = [];
-  if (t.everythingCount === 0) {
+  if (t.overlay && t.everythingCount !== null) {
+    parts.push(`Shown: ${t.everythingCount} mask${t.everythingCount === 1 ? "" : "s"} to pick`);
+  } else if (t.everythingCount === 0) {
     parts.push("Everything: no masks found: lower pred_iou_thresh / stability_score_thresh (\u2699)");
   } else if (t.everythingCount !== null) {
     parts.push(`Everything: ${t.everythingCount} mask${t.everythingCount === 1 ? "" : "s"}`);
   }
-  if (t.mode === "keep") parts.push("Keep mode: click a mask to make it an object (+ Point: back to prompts)");
+  if (t.mode === "keep") parts.push("Keep mode: click a shown mask to keep it as an object (+ Point: back to prompts)");
   return parts.join(" \u00b7 ");
 }
 

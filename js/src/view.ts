@@ -65,6 +65,8 @@ export class SamView {
   private committing = false;
   /** Masks the last "segment everything" found (null: none run or hidden since). */
   everythingCount: number | null = null;
+  /** The everything layer shows masks the kernel offered to pick (`show_overlay`). */
+  everythingOverlay = false;
 
   constructor(model: AnyModel, el: HTMLElement) {
     this.model = model;
@@ -214,7 +216,12 @@ export class SamView {
     const entry = active && hasPrompts(active) ? this.layers.masks.get(active.id) : undefined;
     updateCandidates(this.dom, entry, active?.candidate ?? null);
     const status = String(this.model.get("status") ?? "");
-    const note = statusNote({ status, mode: this.mode, everythingCount: this.everythingCount });
+    const note = statusNote({
+      status,
+      mode: this.mode,
+      everythingCount: this.everythingCount,
+      overlay: this.everythingOverlay,
+    });
     updateStatus(this.dom, status, Number(this.model.get("progress") ?? 0), note);
     updateMessages(this.dom, String(this.model.get("notice") ?? ""), this.localError || String(this.model.get("error") ?? ""));
     this.dom.placeholder.hidden = hasImage && this.image !== null;
@@ -265,6 +272,7 @@ export class SamView {
         if (msg.image_id !== imageId) return;
         this.dropStages();
         this.everythingCount = msg.count;
+        this.everythingOverlay = msg.source === "overlay";
         if (msg.count > 0) {
           this.layers.setEverything(decodeEverything(msg, buffers), msg.width, msg.height, msg.count);
           this.mode = "keep"; // what one does next; visible in the toolbar and the status line
@@ -308,6 +316,7 @@ export class SamView {
     st.selected = k;
     this.layers.setEverything(labels, st.msg.width, st.msg.height, info.count);
     this.everythingCount = info.count;
+    this.everythingOverlay = false;
     if (this.mode === "keep") this.mode = "positive"; // stage masks are not keepable
     this.explain.showStages(st.msg, k);
     this.clearHover();
@@ -325,6 +334,7 @@ export class SamView {
   hideEverything(): void {
     this.dropStages();
     this.everythingCount = null;
+    this.everythingOverlay = false;
     if (this.mode === "keep") this.mode = "positive";
     if (!this.layers.everything) {
       this.updatePanels();
@@ -353,6 +363,7 @@ export class SamView {
     this.explain.clear();
     this.stages = null;
     this.everythingCount = null;
+    this.everythingOverlay = false;
     if (this.mode === "keep") this.mode = "positive";
     this.throttle.clear();
     this.view = resetView(this.view);

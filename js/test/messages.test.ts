@@ -35,6 +35,10 @@ describe("parseMessage", () => {
     });
     expect(parseMessage({ type: "hover_mask", image_id: 1, seq: 2, width: 0, height: 0 })?.type).toBe("hover_mask");
     expect(parseMessage({ type: "everything", image_id: 1, count: 4, width: 2, height: 2 })?.type).toBe("everything");
+    const everything = { type: "everything", image_id: 1, count: 4, width: 2, height: 2 };
+    expect(parseMessage(everything)).toMatchObject({ source: "everything" }); // older kernels
+    expect(parseMessage({ ...everything, source: "overlay" })).toMatchObject({ source: "overlay" });
+    expect(parseMessage({ ...everything, source: "other" })).toMatchObject({ source: "everything" });
     expect(parseMessage({ type: "clear_everything" })).toEqual({ type: "clear_everything" });
   });
 
@@ -108,7 +112,7 @@ describe("hover and everything payloads", () => {
   });
 
   it("decodes a label map; empty buffer is all background", () => {
-    const msg = { type: "everything" as const, image_id: 1, count: 2, width: 2, height: 2 };
+    const msg = { type: "everything" as const, image_id: 1, count: 2, width: 2, height: 2, source: "everything" as const };
     expect(Array.from(decodeEverything(msg, [encodeLabels([0, 1, 2, 2], 2, 2)]))).toEqual([0, 1, 2, 2]);
     expect(Array.from(decodeEverything(msg, []))).toEqual([0, 0, 0, 0]);
   });

@@ -38,12 +38,16 @@ describe("candidate scores", () => {
 describe("status note", () => {
   it("says what segment-everything found, the keep-mode hint and the failed state's way out", () => {
     expect(statusNote({ status: "ready", mode: "positive", everythingCount: null })).toBe("");
-    expect(statusNote({ status: "ready", mode: "keep", everythingCount: 23 })).toMatch(/23 masks.*Keep mode: click a mask/);
+    expect(statusNote({ status: "ready", mode: "keep", everythingCount: 23 })).toMatch(/23 masks.*Keep mode: click a shown mask to keep it as an object/);
     expect(statusNote({ status: "ready", mode: "positive", everythingCount: 1 })).toMatch(/1 mask(?!s)/);
     expect(statusNote({ status: "ready", mode: "positive", everythingCount: 0 })).toMatch(
       /no masks found: lower pred_iou_thresh \/ stability_score_thresh/,
     );
     expect(statusNote({ status: "error", mode: "positive", everythingCount: 3 })).toMatch(/Prompt tools are off/);
+    // Masks the kernel offered (the annotator's proposals) are not called segment-everything's.
+    const offered = statusNote({ status: "ready", mode: "keep", everythingCount: 2, overlay: true });
+    expect(offered).toMatch(/Shown: 2 masks to pick.*Keep mode: click a shown mask/);
+    expect(offered).not.toMatch(/Everything/);
   });
 });
 

@@ -493,6 +493,22 @@ describe("segment everything", () => {
     expect(q(".sam-status").textContent).not.toContain("masks");
   });
 
+  it("offers the kernel's overlay (proposals) in keep mode and sends the picked index", async () => {
+    mount();
+    await flush();
+    model.kernelSend({ ...EVERYTHING, count: 3, source: "overlay" }, LABELS());
+    const text = q(".sam-status").textContent ?? "";
+    expect(text).toContain("Shown: 3 masks to pick");
+    expect(text).not.toContain("Everything:");
+    expect(keepButton().getAttribute("aria-pressed")).toBe("true");
+    expect(keepButton().title).toMatch(/click a shown mask \(segment everything, proposals\)/);
+    click(50 + 25, 30 + 25); // image (50, 50) -> label 1
+    expect(model.sentOfType("keep")).toEqual([{ type: "keep", index: 0 }]);
+    model.kernelSend({ type: "clear_everything" }, []);
+    expect(q(".sam-status").textContent).not.toContain("Shown");
+    expect(keepButton().getAttribute("aria-pressed")).toBe("false");
+  });
+
   it("says when nothing was found and how to find more", async () => {
     mount();
     await flush();

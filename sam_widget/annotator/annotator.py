@@ -336,8 +336,9 @@ class SamAnnotator:
         return self.project.masks(self._images[self._index if i is None else int(i)])
 
     def summary(self) -> dict[str, Any]:
-        """Per image: status, object count, seconds of active time and seconds per object;
-        and the totals (see :meth:`Project.summary`)."""
+        """Per image: status, object count, seconds of active time, seconds per object, and
+        the clicks (prompt changes) and brush/eraser strokes made on its objects; and the
+        totals, with the mean clicks and strokes per object (see :meth:`Project.summary`)."""
         self.sync.flush()
         self._add_time()
         return self.project.summary()

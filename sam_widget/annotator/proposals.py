@@ -153,22 +153,6 @@ class Proposer:
             thread.join()
 
 
-def show_overlay(widget: Any, records: list[dict[str, Any]]) -> None:
-    """Draw ``records``' masks on the widget's segment-everything layer (display only;
-    ``[]`` clears it). Label k is proposal k - 1."""
-    from ..widget.codec import encode_label_map
-    from ..widget.everything import label_map_display
-
-    if not records:
-        widget.send({"type": "clear_everything"})
-        return
-    h, w = int(widget.mask_height), int(widget.mask_width)
-    labels = label_map_display([r["segmentation"] for r in records], h, w)
-    content = {"type": "everything", "image_id": int(widget.image_id), "count": len(records),
-               "width": w, "height": h}  # fmt: skip
-    widget.send(content, [encode_label_map(labels)])
-
-
 def stored_fields(record: dict[str, Any]) -> dict[str, Any]:
     """``Project.add_object`` keywords for an accepted proposal (source "assisted"; its
     prompt is the generator's point, so a click refines it like any object)."""
@@ -208,7 +192,7 @@ class ProposalSession:
             if a.index != index:
                 return
             self.records = records
-            show_overlay(a.widget, records)
+            self.show()
             a._refresh()
 
         return self.proposer.start(a.widget.image, existing, iou_threshold, params, done)
@@ -228,9 +212,21 @@ class ProposalSession:
                  for k in picks]  # fmt: skip
         self.records = [p for k, p in enumerate(self.records) if k not in set(picks)]
         a._reload()
-        show_overlay(a.widget, self.records)
+        self.show()  # the rest, numbered anew
         a._refresh()
         return added
+
+    def show(self) -> None:
+        """Draw the open proposals on the widget (label k = proposal k - 1); a click on one
+        in keep mode accepts it (:meth:`picked`)."""
+        masks = [np.asarray(r["segmentation"], dtype=bool) for r in self.records]
+        self.a.widget.show_overlay(masks, on_pick=self.picked if masks else None)
+
+    def picked(self, k: int) -> int:
+        """Accept proposal ``k`` clicked in the browser; returns the new object's widget id
+        (the stored objects are shown in store order, so it is the last one)."""
+        self.accept(k)
+        return int(self.a.widget.objects[-1]["id"])
 
     def accept_all(self, min_iou: float) -> list[ObjectRecord]:
         good = [k for k, p in enumerate(self.records)
@@ -244,5 +240,5 @@ class ProposalSession:
         """Cancel a run and drop the proposals (and their overlay)."""
         self.proposer.cancel()
         if self.records:
-            show_overlay(self.a.widget, [])
+            self.a.widget.clear_everything()
         self.records = []

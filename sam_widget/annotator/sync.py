@@ -6,6 +6,11 @@ widget's public API: the ``objects`` trait, ``on_mask``, ``load_dict``, ``image_
 - ``objects`` changes (main thread) are written at once: a new object is inserted with its
   prompts, strokes and the active category (and an empty mask until its first mask
   arrives), changed prompts or strokes are written, a deleted object is deleted.
+- Each object counts the user's work on it in its ``extra`` (the SAM paper's measure of
+  annotation effort, section 4): ``clicks``, the prompt changes (a point, a box, a candidate,
+  an undo of one; making the object with a prompt is the first), and ``strokes``, the brush
+  and eraser strokes added (making it with a stroke is the first). The rest of ``extra``
+  (e.g. an accepted proposal's ``point_coords``) is kept.
 - Masks (``on_mask``, the widget's worker thread) are queued to a writer thread, which
   computes the full-resolution mask and writes it with the predicted IoU. So the worker
   never waits for the disk; :meth:`StoreSync.flush` waits for the queue.
@@ -29,7 +34,7 @@ from typing import Any
 from ..data.store import ConflictError, ImageRecord, ObjectRecord, Project
 from ..widget.objects import PALETTE, copy_strokes, normalize_objects
 
-__all__ = ["StoreSync", "prompts_dict"]
+__all__ = ["StoreSync", "prompts_dict", "work"]
 
 logger = logging.getLogger("sam_widget")
 
@@ -58,9 +63,44 @@ class _Entry:
     prompts: dict[str, Any]
     strokes: list[dict[str, Any]]
     restored_seq: int | None  # masks of this seq come from the store: never written back
+    extra: dict[str, Any]  # the stored extra, with the counts below
     written_seq: int = -1
-    edits: int = 0
     deleted: bool = False
+
+    def count(self, prompts: dict[str, Any], strokes: list[dict[str, Any]]) -> None:
+        """Count the change from the stored prompts and strokes to these ones."""
+        clicks, added = work(self.prompts, self.strokes, prompts, strokes)
+        self.extra.pop("edits", None)  # older projects' count of prompt changes: now clicks
+        self.extra["clicks"] = int(self.extra.get("clicks", 0)) + clicks
+        self.extra["strokes"] = int(self.extra.get("strokes", 0)) + added
+
+
+def work(
+    old_prompts: dict[str, Any] | None,
+    old_strokes: list[dict[str, Any]],
+    prompts: dict[str, Any],
+    strokes: list[dict[str, Any]],
+) -> tuple[int, int]:
+    """``(clicks, strokes)`` of one change: one click when the prompts changed (None: a new
+    object, a click when it has prompts), and the number of strokes added after the part of
+    the stroke list that stayed (an undone stroke adds none)."""
+    if old_prompts is None:
+        clicks = int(bool(prompts["points"] or prompts["box"] is not None))
+    else:
+        clicks = int(prompts != old_prompts)
+    kept = 0
+    while kept < min(len(old_strokes), len(strokes)) and old_strokes[kept] == strokes[kept]:
+        kept += 1
+    return clicks, len(strokes) - kept
+
+
+def _counted(extra: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``extra`` with the work counts (an older project's ``edits`` are clicks)."""
+    out = dict(extra)
+    edits = out.pop("edits", 0)
+    out.setdefault("clicks", int(edits))
+    out.setdefault("strokes", 0)
+    return out
 
 
 class StoreSync:
@@ -152,7 +192,7 @@ class StoreSync:
             for obj, rec in zip(objs, records, strict=False):
                 self._entries[obj["id"]] = _Entry(
                     rec.id, rec.revision, prompts_dict(obj), _strokes(obj), seqs.get(obj["id"]),
-                    edits=int(rec.extra.get("edits", 0)),
+                    _counted(rec.extra),
                 )  # fmt: skip
         # The stored RLE is the truth: the widget shows each stored mask as it is (also for
         # automatic objects, which have no prompts) until the user edits that object.
@@ -201,19 +241,21 @@ class StoreSync:
             if e is None:
                 empty = {"size": [self._image.height, self._image.width],
                          "counts": [self._image.height * self._image.width]}  # fmt: skip
+                clicks, added = work(None, [], prompts, strokes)
+                extra = {"clicks": clicks, "strokes": added}
                 rec = self._project.add_object(
                     self._image.id, empty, category=self.category, prompts=prompts,
-                    strokes=strokes, extra={"edits": 1},
+                    strokes=strokes, extra=extra,
                 )  # fmt: skip
-                e = _Entry(rec.id, rec.revision, prompts, strokes, None, edits=1)
+                e = _Entry(rec.id, rec.revision, prompts, strokes, None, extra)
                 self._entries[wid] = e
                 pending = self._pending.pop(wid, None)
                 if pending is not None and pending.seq == obj.get("seq"):
                     self._queue.put((e, pending))
             elif prompts != e.prompts or strokes != e.strokes:
-                e.edits += 1
+                e.count(prompts, strokes)
                 rec = self._project.update_object(
-                    e.store_id, prompts=prompts, strokes=strokes, extra={"edits": e.edits},
+                    e.store_id, prompts=prompts, strokes=strokes, extra=e.extra,
                     revision=e.revision,
                 )  # fmt: skip
                 e.prompts, e.strokes, e.revision = prompts, strokes, rec.revision

@@ -374,22 +374,29 @@ class Project(ObjectStore):
 
     def summary(self) -> dict[str, Any]:
         """``images``: per image (project order) its index, id, path, status, objects,
-        seconds (active time), seconds_per_object and edits (prompt changes recorded by the
-        annotator in the objects' ``extra["edits"]``); and the totals ``total`` (images),
-        ``done``, ``objects``, ``seconds``, ``seconds_per_object``."""
+        seconds (active time), seconds_per_object, clicks and strokes (the work the annotator
+        counted in the objects' ``extra["clicks"]`` (prompt changes) and ``extra["strokes"]``
+        (brush and eraser strokes); an older project's ``extra["edits"]`` count as clicks) and
+        edits (clicks + strokes); and the totals ``total`` (images), ``done``, ``objects``,
+        ``seconds``, ``seconds_per_object``, ``clicks``, ``strokes``, ``clicks_per_object``,
+        ``strokes_per_object`` (means over all objects; None without objects)."""
         rows = self._read(
             "SELECT i.id, i.path, i.status, i.seconds, count(o.id), "
-            "coalesce(sum(json_extract(o.extra, '$.edits')), 0) FROM images i "
+            "coalesce(sum(coalesce(json_extract(o.extra, '$.clicks'), "
+            "json_extract(o.extra, '$.edits'), 0)), 0), "
+            "coalesce(sum(coalesce(json_extract(o.extra, '$.strokes'), 0)), 0) FROM images i "
             "LEFT JOIN objects o ON o.image_id = i.id GROUP BY i.id ORDER BY i.position"
         )
         per = [
             {"index": k, "id": r[0], "path": r[1], "status": r[2], "objects": r[4],
              "seconds": r[3], "seconds_per_object": r[3] / r[4] if r[4] else None,
-             "edits": int(r[5])}
+             "clicks": int(r[5]), "strokes": int(r[6]), "edits": int(r[5]) + int(r[6])}
             for k, r in enumerate(rows)
         ]  # fmt: skip
         n_obj = sum(p["objects"] for p in per)
         secs = float(sum(p["seconds"] for p in per))
+        clicks = sum(p["clicks"] for p in per)
+        strokes = sum(p["strokes"] for p in per)
         return {
             "images": per,
             "total": len(per),
@@ -397,4 +404,8 @@ class Project(ObjectStore):
             "objects": n_obj,
             "seconds": secs,
             "seconds_per_object": secs / n_obj if n_obj else None,
+            "clicks": clicks,
+            "strokes": strokes,
+            "clicks_per_object": clicks / n_obj if n_obj else None,
+            "strokes_per_object": strokes / n_obj if n_obj else None,
         }

@@ -16,6 +16,11 @@
   the closest mask the decoder gives for that point on the full image. Either way the object
   stays editable like any other.
 - Bad parameters raise in the caller (the generator is built there once the model is loaded).
+- ``show_overlay(masks, on_pick)`` draws other masks (e.g. the annotator's proposals) on the
+  same layer, label ``k`` = mask ``k - 1``; while they are shown, ``pick(index)`` (the
+  widget's ``keep``, a click in keep mode) calls ``on_pick(index)`` instead of ``choose``.
+  A new segment-everything run, ``clear()`` and a new image (``reset()``) drop the overlay
+  and its picker.
 - ``close()`` cancels a run (between decoder batches) and joins its thread.
 
 The part knows the widget's :class:`~.session.Session` (for the predictor and the current
@@ -92,6 +97,9 @@ class Everything:
         self._records: list[dict[str, Any]] | None = None
         self._image_id = -1
         self._labels: np.ndarray | None = None
+        self._count = 0  # masks on the layer
+        self._source = "everything"  # what the layer shows: "everything" or "overlay"
+        self._pick: Callable[[int], Any] | None = None  # the overlay's picker
         self._running: Future[list[dict[str, Any]]] | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -108,6 +116,7 @@ class Everything:
     def reset(self) -> None:
         with self._lock:
             self._records, self._labels, self._image_id = None, None, -1
+            self._count, self._source, self._pick = 0, "everything", None
 
     def clear(self) -> None:
         self.reset()
@@ -115,11 +124,12 @@ class Everything:
 
     def resend(self) -> None:
         with self._lock:
-            labels, image_id, count = self._labels, self._image_id, len(self._records or ())
+            labels, image_id, count = self._labels, self._image_id, self._count
+            source = self._source
         if labels is not None and image_id == self._session.image_id:
-            self._send(image_id, count, labels)
+            self._send(image_id, count, labels, source)
 
-    def _send(self, image_id: int, count: int, labels: np.ndarray) -> None:
+    def _send(self, image_id: int, count: int, labels: np.ndarray, source: str) -> None:
         h, w = labels.shape
         content = {
             "type": "everything",
@@ -127,8 +137,42 @@ class Everything:
             "count": count,
             "width": w,
             "height": h,
+            "source": source,
         }
         self.cb.send(content, [encode_label_map(labels)])
+
+    def show_overlay(
+        self, masks: list[np.ndarray], image_id: int, on_pick: Callable[[int], Any] | None
+    ) -> None:
+        """Draw ``masks`` (full-size (H, W) bool each, of image ``image_id``) on the layer,
+        label k = mask k - 1, and make ``on_pick(k)`` what a kept mask k does (None: nothing
+        is kept). Replaces what the layer showed (a segment-everything result too); ``[]``
+        clears it."""
+        if not masks:
+            self.clear()
+            return
+        mh, mw = self.cb.display_size()
+        labels = label_map_display(list(masks), mh, mw)
+        with self._lock:
+            self._records, self._labels, self._image_id = None, labels, image_id
+            self._count, self._source, self._pick = len(masks), "overlay", on_pick
+        self._send(image_id, len(masks), labels, "overlay")
+
+    def pick(self, index: Any) -> tuple[bool, Any]:
+        """``(True, on_pick(index))`` while an overlay with a picker is shown on the current
+        image, else ``(False, None)`` (segment-everything's ``choose`` applies). Raises
+        ``ValueError`` naming ``index`` when it is not a shown mask's index."""
+        with self._lock:
+            pick, count, image_id = self._pick, self._count, self._image_id
+        if pick is None or image_id != self._session.image_id:
+            return False, None
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or not (0 <= int(index) < count)
+        ):
+            raise ValueError(f"index must be an integer in 0..{count - 1}, got {index!r}.")
+        return True, pick(int(index))
 
     def _generator(self, params: dict[str, Any]) -> Any:
         from ..engine.amg import SamAutomaticMaskGenerator
@@ -162,6 +206,10 @@ class Everything:
             future: Future[list[dict[str, Any]]] = Future()
             future.set_running_or_notify_cancel()
             self._running = future
+            dropped = self._source == "overlay"  # a new run replaces an overlay and its picker
+            if dropped:
+                self._records, self._labels, self._image_id = None, None, -1
+                self._count, self._source, self._pick = 0, "everything", None
             thread = threading.Thread(
                 target=self._run,
                 args=(future, dict(params), image_id, image),
@@ -169,6 +217,8 @@ class Everything:
                 name="sam-widget-everything",
             )
             self._thread = thread
+        if dropped:
+            self.cb.send({"type": "clear_everything"}, [])
         thread.start()
         return future
 
@@ -206,7 +256,8 @@ class Everything:
             labels = label_map_display([r["segmentation"] for r in records], mh, mw)
             with self._lock:
                 self._records, self._labels, self._image_id = records, labels, image_id
-            self._send(image_id, len(records), labels)
+                self._count, self._source, self._pick = len(records), "everything", None
+            self._send(image_id, len(records), labels, "everything")
             future.set_result(records)
         except _Cancelled:
             future.set_exception(CancelledError("the image changed during segment-everything"))

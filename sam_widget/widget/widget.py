@@ -34,7 +34,7 @@ import copy
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,8 @@ class SamWidget(anywidget.AnyWidget):
 
     Results: ``masks``, ``mask``, ``label_map()`` (later objects over earlier ones),
     ``scores``, ``mask_update(id)``, ``on_mask(callback)``, ``segment_everything``/``keep``,
-    ``explain_everything`` (the Explain panel's filter stages),
+    ``show_overlay`` (masks to pick by a click), ``explain_everything`` (the Explain panel's
+    filter stages),
     ``save_masks``, ``export_coco``, ``to_dict``/``from_dict``/``load_dict``, ``history``.
     They block until the image is encoded (``wait()`` does too). ``close()`` stops the
     widget's threads (also done at interpreter exit); a closed widget refuses every call.
@@ -642,11 +643,41 @@ class SamWidget(anywidget.AnyWidget):
             merged = {**check_everything_params(self.everything_params), **params}
         return self._everything.start(merged, image_id, image)
 
-    def keep(self, index: Any) -> int:
-        """Turn everything-mask ``index`` into a new object; returns its id."""
+    def keep(self, index: Any) -> Any:
+        """Turn everything-mask ``index`` into a new object; returns its id. While an
+        overlay from :meth:`show_overlay` is shown, calls its ``on_pick(index)`` instead and
+        returns what that returns."""
         self._check_open()
+        picked, result = self._everything.pick(index)
+        if picked:
+            return result
         (x, y), candidate = self._everything.choose(index)
         return self.new_object(points=[[x, y]], labels=[1], candidate=candidate)
+
+    def show_overlay(
+        self, masks: Sequence[Any], on_pick: Callable[[int], Any] | None = None
+    ) -> None:
+        """Draw ``masks`` ((H, W) bool each, the image's size) on the segment-everything
+        layer (label k = mask k - 1; an empty list clears it). A click on mask k in keep
+        mode (the browser's ``keep``) then calls ``on_pick(k)`` (e.g. the annotator accepts
+        proposal k) instead of making an object itself. The overlay survives a re-render; a
+        new :meth:`segment_everything` run, :meth:`clear_everything` and a new image drop it
+        and its picker."""
+        self._check_open()
+        if on_pick is not None and not callable(on_pick):
+            raise TypeError(f"on_pick must be callable or None, got {type(on_pick).__name__}")
+        shape = (int(self.image_height), int(self.image_width))
+        arrays = []
+        for k, m in enumerate(masks):
+            arr = np.asarray(m)
+            if arr.dtype != bool or arr.shape != shape:
+                raise ValueError(
+                    f"masks[{k}] must be a bool array of shape {shape}, got {arr.dtype} {arr.shape}"
+                )
+            arrays.append(arr)
+        with self._lock:
+            image_id = int(self.image_id)
+        self._everything.show_overlay(arrays, image_id, on_pick)
 
     def explain_everything(self) -> Future[AmgExplanation]:
         """Explain segment-everything (``everything_params``) stage by stage, in the
