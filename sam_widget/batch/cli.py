@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = ["GENERATOR_OPTIONS", "build_parser", "main"]
 
+
 def _flag(text: str) -> bool:
     """``true``/``false`` (also yes/no, 1/0, on/off) for a boolean generator option."""
     value = text.strip().lower()

@@ -10,7 +10,11 @@ Split for the per-click fast path: everything a layer computes from the image si
 (keys + PE and their projections) is an ``ImageSide``. For layer 0 without a mask prompt
 the image side is the same for every prompt of an image, so ``TwoWayTransformer.prepare``
 computes it once per image (batch 1) and ``forward_prepared`` broadcasts it over prompts
-instead of copying the 256 x 64 x 64 embedding per prompt.
+instead of copying the 256 x 64 x 64 embedding per prompt. The later layers' image sides
+depend on the prompt; ``prepare`` readies them as one ``FusedProjection`` each: the three
+projections of the image tokens side by side in one matmul, with the PE's share folded into
+a per-image bias (``(keys + pe) W^T + b = keys W^T + (pe W^T + b)``), and the same for the
+final attention's key and value projections.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .common import MLPBlock
 
 __all__ = [
     "Attention",
+    "FusedProjection",
     "ImageSide",
     "TransformerContext",
     "TwoWayAttentionBlock",
@@ -103,6 +108,40 @@ class Attention(nn.Module):
 
 
 @dataclass
+class FusedProjection:
+    """Several linear projections of the image tokens in one matmul (batch 1 context).
+
+    ``weight``: C x P, the projections' weights side by side (transposed); ``bias``: HW x P,
+    each projection's bias plus, for those applied to keys + PE, the PE's projection;
+    ``splits``: the P columns of each projection, in order.
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    splits: tuple[int, ...]
+
+    @classmethod
+    def of(cls, pe: torch.Tensor, projections: list[tuple[nn.Linear, bool]]) -> FusedProjection:
+        """``pe``: 1 x HW x C; ``projections``: (linear, applied to keys + PE?) in order."""
+        weight = torch.cat([lin.weight for lin, _ in projections], dim=0).t().contiguous()
+        biases = [
+            lin(pe[0]) if with_pe else lin.bias.expand(pe.shape[1], -1)
+            for lin, with_pe in projections
+        ]
+        splits = tuple(int(lin.out_features) for lin, _ in projections)
+        return cls(weight, torch.cat(biases, dim=-1).contiguous(), splits)
+
+    def __call__(self, keys: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """B x HW x C image tokens -> each projection, B x HW x P_i (column views)."""
+        if keys.shape[0] == 1:
+            # 1 x HW x C -> HW x C: one matmul with the bias added in place
+            out = torch.addmm(self.bias, keys[0], self.weight).unsqueeze(0)
+        else:
+            out = torch.matmul(keys, self.weight) + self.bias
+        return tuple(out.split(self.splits, dim=-1))
+
+
+@dataclass
 class ImageSide:
     """What one two-way layer computes from the image tokens alone (batch Bi = 1 or B).
 
@@ -156,6 +195,21 @@ class TwoWayAttentionBlock(nn.Module):
             i2t_q=i2t.heads(i2t.q_proj(keys_pe)),
         )
 
+    def fuse_image_side(self, key_pe: torch.Tensor) -> FusedProjection:
+        """The projections of :meth:`image_side` as one ``FusedProjection`` for image
+        tokens with positional encoding ``key_pe`` (1 x HW x C)."""
+        t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        return FusedProjection.of(
+            key_pe, [(t2i.k_proj, True), (t2i.v_proj, False), (i2t.q_proj, True)]
+        )
+
+    def image_side_fused(self, keys: torch.Tensor, fused: FusedProjection) -> ImageSide:
+        """:meth:`image_side` through ``fused`` (from :meth:`fuse_image_side`); same values
+        up to float rounding."""
+        t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        k, v, q = fused(keys)
+        return ImageSide(keys=keys, t2i_k=t2i.heads(k), t2i_v=t2i.heads(v), i2t_q=i2t.heads(q))
+
     def tokens_self_attention(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
         """The layer's first step, on the prompt tokens alone: self attention (with the
         positional encoding, except in the first layer) and ``norm1``. B x N x C."""
@@ -204,12 +258,16 @@ class TwoWayAttentionBlock(nn.Module):
 class TransformerContext:
     """Per-image precomputation for ``TwoWayTransformer.forward_prepared`` (batch 1).
 
-    ``image_pe``: 1 x HW x C; ``first``: layer 0's image side; ``size``: (H, W).
+    ``image_pe``: 1 x HW x C; ``first``: layer 0's image side; ``size``: (H, W);
+    ``later``: the image-side projections of layers 1 .. depth - 1; ``final``: the final
+    attention's key and value projections (``FusedProjection``, PE folded in).
     """
 
     image_pe: torch.Tensor
     first: ImageSide
     size: tuple[int, int]
+    later: list[FusedProjection]
+    final: FusedProjection
 
 
 class TwoWayTransformer(nn.Module):
@@ -267,8 +325,13 @@ class TwoWayTransformer(nn.Module):
         keys = self._tokens(image_embedding)
         pe = self._tokens(image_pe)
         h, w = image_embedding.shape[-2:]
+        final = self.final_attn_token_to_image
         return TransformerContext(
-            image_pe=pe, first=self._layer(0).image_side(keys, pe), size=(h, w)
+            image_pe=pe,
+            first=self._layer(0).image_side(keys, pe),
+            size=(h, w),
+            later=[self._layer(i).fuse_image_side(pe) for i in range(1, self.depth)],
+            final=FusedProjection.of(pe, [(final.k_proj, True), (final.v_proj, False)]),
         )
 
     def _finish(
@@ -278,12 +341,25 @@ class TwoWayTransformer(nn.Module):
         point_embedding: torch.Tensor,
         image_pe: torch.Tensor,
         start: int,
+        ctx: TransformerContext | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layers ``start`` .. depth - 1 and the final attention; with ``ctx`` (the image's
+        context) the image-side projections go through its fused matmuls."""
+        final = self.final_attn_token_to_image
         for i in range(start, self.depth):
-            queries, keys = self._layer(i)(queries, keys, point_embedding, image_pe)
+            layer = self._layer(i)
+            if ctx is None:
+                queries, keys = layer(queries, keys, point_embedding, image_pe)
+            else:
+                side = layer.image_side_fused(keys, ctx.later[i - 1])
+                queries, keys = layer.forward_image_side(queries, point_embedding, side)
         q = queries + point_embedding
-        k = keys + image_pe
-        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        if ctx is None:
+            attn = final(q, keys + image_pe, keys)
+        else:
+            k, v = ctx.final(keys)
+            attn = final.attend(final.heads(final.q_proj(q)), final.heads(k), final.heads(v))
+        queries = self.norm_final_attn(queries + attn)
         return queries, keys
 
     def forward_prepared(
@@ -295,7 +371,7 @@ class TwoWayTransformer(nn.Module):
         queries, keys = self._layer(0).forward_image_side(
             point_embedding, point_embedding, ctx.first
         )
-        return self._finish(queries, keys, point_embedding, ctx.image_pe, start=1)
+        return self._finish(queries, keys, point_embedding, ctx.image_pe, start=1, ctx=ctx)
 
     def forward(
         self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor

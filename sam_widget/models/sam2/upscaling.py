@@ -38,12 +38,14 @@ def _up2(x: torch.Tensor, conv: nn.ConvTranspose2d, skip: torch.Tensor) -> torch
     ``conv``'s 2 x 2 stride-2 transposed convolution (weights only) plus ``skip`` (1 x 2h x
     2w x C_out, bias included)."""
     b, h, w, c_in = x.shape
-    weight = conv.weight  # C_in x C_out x 2 x 2
-    c_out = weight.shape[1]
-    # B x h x w x C_in -> B x hw x C_in @ C_in x (C_out 2 2) -> B x h x w x C_out x 2 x 2
-    y = (x.reshape(b, h * w, c_in) @ weight.reshape(c_in, c_out * 4)).view(b, h, w, c_out, 2, 2)
+    c_out = conv.weight.shape[1]
+    # C_in x C_out x 2 x 2 -> C_in x 2 x 2 x C_out -> C_in x (2 2 C_out): each output
+    # pixel's channels side by side, so the blocks below are put in place in runs of C_out
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
+    # B x h x w x C_in -> B x hw x C_in @ C_in x (2 2 C_out) -> B x h x w x 2 x 2 x C_out
+    y = (x.reshape(b, h * w, c_in) @ weight).view(b, h, w, 2, 2, c_out)
     # -> B x h x 2 x w x 2 x C_out: output row 2i + di, column 2j + dj
-    y = y.permute(0, 1, 4, 2, 5, 3)
+    y = y.permute(0, 1, 3, 2, 4, 5)
     # 1 x 2h x 2w x C -> 1 x h x 2 x w x 2 x C, broadcast over B; the sum is written
     # contiguously (one pass: puts the blocks in place and adds bias + skip).
     out = y.new_empty((b, h, 2, w, 2, c_out))
