@@ -42,6 +42,26 @@ def _check_limits(min_side: Any, max_pixels: Any) -> tuple[int, int]:
     return int(min_side), int(max_pixels)
 
 
+def _start(
+    images: Any,
+    model: str,
+    checkpoint: str | os.PathLike[str] | None,
+    pretrained: bool,
+    seed: int,
+    device: str | None,
+    min_side: Any,
+    max_pixels: Any,
+    log: Log | None,
+) -> tuple[Log, tuple[int, int], list[ImageItem], ModelSpec]:
+    """What ``auto_annotate`` and ``embed`` start from, checked in this order: the log
+    (stderr by default), the size limits, the images, the model spec."""
+    log = _stderr if log is None else log
+    limits = _check_limits(min_side, max_pixels)
+    items = collect_images(images)
+    spec = ModelSpec.create(model, checkpoint, pretrained=pretrained, seed=seed, device=device)
+    return log, limits, items, spec
+
+
 def _record_peak(summary: BatchSummary, result: Any) -> None:
     if isinstance(result, dict) and "pid" in result and "peak_rss_mb" in result:
         pid = str(result["pid"])
@@ -99,10 +119,9 @@ def auto_annotate(
             "give out= (a folder for SA-1B JSON files), project= (an annotator project "
             "file), or both"
         )
-    log = _stderr if log is None else log
-    limits = _check_limits(min_side, max_pixels)
-    items = collect_images(images)
-    spec = ModelSpec.create(model, checkpoint, pretrained=pretrained, seed=seed, device=device)
+    log, limits, items, spec = _start(
+        images, model, checkpoint, pretrained, seed, device, min_side, max_pixels, log
+    )
     params = generator_params(generator_params_)
     pkey = params_key(params)
     sinks = _open_sinks(out, project)
@@ -277,10 +296,9 @@ def embed(
     """
     if not isinstance(cache_dir, (str, os.PathLike)):
         raise TypeError(f"cache_dir must be a folder path, got {type(cache_dir).__name__}")
-    log = _stderr if log is None else log
-    limits = _check_limits(min_side, max_pixels)
-    items = collect_images(images)
-    spec = ModelSpec.create(model, checkpoint, pretrained=pretrained, seed=seed, device=device)
+    log, limits, items, spec = _start(
+        images, model, checkpoint, pretrained, seed, device, min_side, max_pixels, log
+    )
     folder = os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
     os.makedirs(folder, exist_ok=True)
     summary = BatchSummary("embed", len(items), outputs={"cache": folder})
