@@ -16,49 +16,18 @@ ran, ``mask_input`` included.
 
 from __future__ import annotations
 
-import io
 import threading
 from typing import Any
 
 import ipywidgets
 import numpy as np
-from PIL import Image
 
+from ..widget.explain_message import heat_rgb, image_cells, pe_similarity, png
 from ..widget.snapshot import render
 from .decode import Explanation, explain
 from .pca import embedding_pca
 
 __all__ = ["ExplainPanel", "heat_rgb"]
-
-
-def heat_rgb(values: np.ndarray) -> np.ndarray:
-    """(H, W) float -> (H, W, 3) uint8: min..max mapped dark blue -> orange -> yellow."""
-    v = np.asarray(values, dtype=np.float64)
-    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
-    t = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
-    stops = np.array([[20, 20, 80], [200, 60, 80], [250, 170, 40], [255, 250, 180]], float)
-    x = t * (len(stops) - 1)
-    i = np.clip(np.floor(x).astype(int), 0, len(stops) - 2)
-    f = (x - i)[..., None]
-    return ((1 - f) * stops[i] + f * stops[i + 1]).round().astype(np.uint8)
-
-
-def _png(rgb: np.ndarray, size: int) -> bytes:
-    im = Image.fromarray(rgb)
-    scale = size / max(im.size)
-    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR
-    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), resample)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _image_cells(ex: Explanation, grid: np.ndarray) -> np.ndarray:
-    """The part of an (H, W[, 3]) embedding-grid picture that covers the image (no padding)."""
-    cell = ex.canvas_size / grid.shape[0]
-    rows = int(np.ceil(ex.input_size[0] / cell))
-    cols = int(np.ceil(ex.input_size[1] / cell))
-    return grid[:rows, :cols]
 
 
 class ExplainPanel(ipywidgets.VBox):
@@ -137,7 +106,7 @@ class ExplainPanel(ipywidgets.VBox):
         shown = 0 if single else (1 + int(picked) if picked is not None else ex.chosen)
         for k in range(4):
             colour = "#1e88e5" if k == shown else "#e69f00"
-            self.candidates[k].value = _png(render(image, [ex.masks[k]], [colour]), self.size)
+            self.candidates[k].value = png(render(image, [ex.masks[k]], [colour]), self.size)
             mark = " &#9664; shown" if k == shown else ""
             kind = "single" if k == 0 else "multi"
             self.captions[k].value = f"mask {k} ({kind})<br>IoU {ex.iou_predictions[k]:.3f}{mark}"
@@ -149,17 +118,10 @@ class ExplainPanel(ipywidgets.VBox):
             why = f"one ambiguous prompt: the multimask output with the highest IoU ({shown})"
         self.why.value = f"<i>{why}</i>"
         self.title.value = f"<b>Explain</b>: {obj['name'] or 'object'} #{obj['id']}"
-        self.attention.value = _png(
-            heat_rgb(_image_cells(ex, ex.final_attention(shown))), self.size
-        )
-        # cosine similarity of the first prompt token's PE with every cell's dense PE
-        pe, dense = ex.token_pe[0], ex.dense_pe
-        sim = np.tensordot(pe, dense, axes=(0, 0)) / (
-            np.linalg.norm(pe) * np.linalg.norm(dense, axis=0) + 1e-12
-        )
-        self.point_pe.value = _png(heat_rgb(_image_cells(ex, sim)), self.size)
+        self.attention.value = png(heat_rgb(image_cells(ex, ex.final_attention(shown))), self.size)
+        self.point_pe.value = png(heat_rgb(image_cells(ex, pe_similarity(ex))), self.size)
         pca = embedding_pca(self.widget.predictor)
-        self.pca.value = _png(_image_cells(ex, pca), self.size)
+        self.pca.value = png(image_cells(ex, pca), self.size)
 
     def close(self) -> None:
         unsubscribe = getattr(self, "_unsubscribe", None)  # absent if __init__ failed

@@ -25,7 +25,15 @@ from PIL import Image
 from ..explain.decode import Explanation
 from .snapshot import render
 
-__all__ = ["explain_message", "heat_strip", "png", "why_text"]
+__all__ = [
+    "explain_message",
+    "heat_rgb",
+    "heat_strip",
+    "image_cells",
+    "pe_similarity",
+    "png",
+    "why_text",
+]
 
 _SHOWN, _OTHER = "#1e88e5", "#e69f00"
 
@@ -60,12 +68,21 @@ def heat_strip(values: np.ndarray, height: int = 8) -> np.ndarray:
     return np.repeat(row, height, axis=0)
 
 
-def _image_cells(ex: Explanation, grid: np.ndarray) -> np.ndarray:
+def image_cells(ex: Explanation, grid: np.ndarray) -> np.ndarray:
     """The part of an (h, w[, 3]) embedding-grid picture that covers the image (no padding)."""
     cell = ex.canvas_size / grid.shape[0]
     rows = int(np.ceil(ex.input_size[0] / cell))
     cols = int(np.ceil(ex.input_size[1] / cell))
     return grid[:rows, :cols]
+
+
+def pe_similarity(ex: Explanation) -> np.ndarray:
+    """(h, w) float: cosine similarity of the first prompt token's positional encoding (a
+    point or the box's top-left corner) with every embedding cell's dense encoding."""
+    pe, dense = ex.token_pe[0], ex.dense_pe  # C; C x h x w
+    return np.tensordot(pe, dense, axes=(0, 0)) / (
+        np.linalg.norm(pe) * np.linalg.norm(dense, axis=0) + 1e-12
+    )
 
 
 def _small(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,19 +137,15 @@ def explain_message(
         names.append(f"mask{k}")
         buffers.append(png(render(small, [masks[k]], [colour]), size))
     names.append("attention")
-    buffers.append(png(heat_rgb(_image_cells(ex, ex.final_attention(shown))), size))
+    buffers.append(png(heat_rgb(image_cells(ex, ex.final_attention(shown))), size))
     pe = ex.token_pe[0]  # C: the first prompt token (a point or the box's top-left corner)
     names.append("pe")
     buffers.append(png(heat_strip(pe), 2 * size))
-    dense = ex.dense_pe  # C x h x w
-    sim = np.tensordot(pe, dense, axes=(0, 0)) / (
-        np.linalg.norm(pe) * np.linalg.norm(dense, axis=0) + 1e-12
-    )
     names.append("pe_similarity")
-    buffers.append(png(heat_rgb(_image_cells(ex, sim)), size))
+    buffers.append(png(heat_rgb(image_cells(ex, pe_similarity(ex))), size))
     if pca is not None:
         names.append("pca")
-        buffers.append(png(_image_cells(ex, pca), size))
+        buffers.append(png(image_cells(ex, pca), size))
     content = {
         "type": "explain",
         "image_id": int(image_id),
