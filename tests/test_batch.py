@@ -38,18 +38,23 @@ from sam_widget.engine.embedding_cache import EmbeddingCache, embedding_key
 from sam_widget.engine.predictor import SamPredictor
 
 
+def _in_process(**kwargs):
+    """The keywords of every run here: the tiny variant with random weights, in this
+    process, no progress bar, no log; ``kwargs`` added or overriding."""
+    quiet = {"model": "tiny", "pretrained": False, "client": "threads", "progress": False}
+    return {**quiet, "log": lambda _: None, **kwargs}
+
+
 def run(images, out, **kwargs):
+    """``auto_annotate`` with the small test parameters (``PARAMS``), single-threaded."""
     with single_threaded():
-        return auto_annotate(
-            images,
-            out=out,
-            model="tiny",
-            pretrained=False,
-            client="threads",
-            progress=False,
-            log=lambda _: None,
-            **{**PARAMS, **kwargs},
-        )
+        return auto_annotate(images, out=out, **_in_process(**{**PARAMS, **kwargs}))
+
+
+def run_embed(images, cache_dir, **kwargs):
+    """``embed``, single-threaded."""
+    with single_threaded():
+        return embed(images, cache_dir, **_in_process(**kwargs))
 
 
 def test_records_equal_the_generator_and_rerun_skips(dataset, reference, tiny_weights_id, tmp_path):
@@ -72,10 +77,7 @@ def test_records_equal_the_generator_and_rerun_skips(dataset, reference, tiny_we
 
 
 def test_changed_image_or_parameters_are_redone(dataset, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for p in dataset[:3]:
-        shutil.copy(p, data / p.name)
+    data = _copies(dataset[:3], tmp_path / "data")
     out = tmp_path / "out"
     run(data, out)
     make_image(data / "img0.png", 70, 90, seed=999)  # new content, same name
@@ -166,6 +168,14 @@ def test_collect_images_names_and_errors(tmp_path) -> None:
         collect_images([])
 
 
+def _copies(images: list[Path], folder: Path) -> Path:
+    """A new ``folder`` holding a copy of each of ``images`` (same names)."""
+    folder.mkdir()
+    for p in images:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
 def _empty(tmp_path: Path) -> Path:
     folder = tmp_path / "empty"
     folder.mkdir()
@@ -175,16 +185,7 @@ def _empty(tmp_path: Path) -> Path:
 def test_embed_fills_the_cache_a_predictor_reads(dataset, tmp_path) -> None:
     cache_dir = tmp_path / "cache"
     images = dataset[:3]
-    with single_threaded():
-        s = embed(
-            images,
-            cache_dir,
-            model="tiny",
-            pretrained=False,
-            client="threads",
-            progress=False,
-            log=lambda _: None,
-        )
+    s = run_embed(images, cache_dir)
     assert (s.done, s.skipped, s.failed) == (3, 0, [])
     model = untrained_tiny()
     cache = EmbeddingCache(directory=cache_dir)
@@ -201,15 +202,7 @@ def test_embed_fills_the_cache_a_predictor_reads(dataset, tmp_path) -> None:
     predictor = SamPredictor(model, cache=EmbeddingCache(directory=cache_dir))
     predictor.set_image(np.asarray(Image.open(images[0]).convert("RGB")))
     assert predictor.cache.hits == 1 and predictor.cache.misses == 0
-    s2 = embed(
-        [*images, tmp_path / "nope.png"],
-        cache_dir,
-        model="tiny",
-        pretrained=False,
-        client="threads",
-        progress=False,
-        log=lambda _: None,
-    )
+    s2 = run_embed([*images, tmp_path / "nope.png"], cache_dir)
     assert (s2.done, s2.skipped, len(s2.failed)) == (0, 3, 1)
 
 
@@ -217,18 +210,7 @@ def test_project_gets_automatic_records_once(dataset, reference, tiny_weights_id
     images = dataset[:3]
     project_file = tmp_path / "labels.sqlite"
     out = tmp_path / "out"
-    with single_threaded():
-        s = auto_annotate(
-            images,
-            project=project_file,
-            out=out,
-            model="tiny",
-            pretrained=False,
-            client="threads",
-            progress=False,
-            log=lambda _: None,
-            **PARAMS,
-        )
+    s = run(images, out, project=project_file)
     assert (s.done, s.failed) == (3, [])
     assert s.outputs == {"out": str(out), "project": str(project_file)}
 
@@ -254,44 +236,14 @@ def test_project_gets_automatic_records_once(dataset, reference, tiny_weights_id
 
     count = check()
     # Both outputs done: nothing to do. The folder lost: redone, the project keeps one copy.
-    again = auto_annotate(
-        images,
-        project=project_file,
-        out=out,
-        model="tiny",
-        pretrained=False,
-        client="threads",
-        progress=False,
-        log=lambda _: None,
-        **PARAMS,
-    )
+    again = run(images, out, project=project_file)
     assert (again.done, again.skipped) == (0, 3)
     shutil.rmtree(out)
-    with single_threaded():
-        redo = auto_annotate(
-            images,
-            project=project_file,
-            out=out,
-            model="tiny",
-            pretrained=False,
-            client="threads",
-            progress=False,
-            log=lambda _: None,
-            **PARAMS,
-        )
+    redo = run(images, out, project=project_file)
     assert (redo.done, redo.skipped) == (3, 0)
     assert check() == count
     # The project alone is enough to resume a project-only run.
-    only = auto_annotate(
-        images,
-        project=project_file,
-        model="tiny",
-        pretrained=False,
-        client="threads",
-        progress=False,
-        log=lambda _: None,
-        **PARAMS,
-    )
+    only = run(images, None, project=project_file)
     assert (only.done, only.skipped) == (0, 3)
 
     # The annotator opens the project and lists each image's automatic objects with their
@@ -314,22 +266,10 @@ def test_project_gets_automatic_records_once(dataset, reference, tiny_weights_id
 
 
 def test_embed_prefills_the_annotators_cache(dataset, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for p in dataset[:2]:
-        shutil.copy(p, data / p.name)
+    data = _copies(dataset[:2], tmp_path / "data")
     project_file = tmp_path / "labels.sqlite"
     cache_dir = tmp_path / "labels.sqlite.cache" / "embeddings"
-    with single_threaded():
-        s = embed(
-            data,
-            cache_dir,
-            model="tiny",
-            pretrained=False,
-            client="threads",
-            progress=False,
-            log=lambda _: None,
-        )
+    s = run_embed(data, cache_dir)
     assert s.done == 2
     annotator = SamAnnotator(data, project=project_file, model=untrained_tiny(), prefetch=False)
     try:
