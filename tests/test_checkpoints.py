@@ -132,6 +132,28 @@ def send_stalled(data: bytes, stall_s: float) -> Route:
     return route
 
 
+def send_together(data: bytes, barrier: threading.Barrier, pause_s: float, refusal: str) -> Route:
+    """Wait until all of ``barrier``'s clients have asked (else HTTP 500 ``refusal``), so
+    their downloads overlap, then send ``data`` in 8 chunks ``pause_s`` apart."""
+
+    def route(h: http.server.BaseHTTPRequestHandler) -> None:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            h.send_error(500, refusal)
+            return
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        step = max(1, len(data) // 8)
+        for i in range(0, len(data), step):
+            h.wfile.write(data[i : i + step])
+            h.wfile.flush()
+            time.sleep(pause_s)
+
+    return route
+
+
 @pytest.fixture
 def server() -> Iterator[LoopbackServer]:
     srv = LoopbackServer()
@@ -454,24 +476,9 @@ print(download(url, dest, sha256=sha, size=int(size), progress=False))
 def test_two_processes_downloading_at_once(
     server: LoopbackServer, payload: bytes, tmp_path: Path
 ) -> None:
+    # Both requests are in flight before either body is sent.
     barrier = threading.Barrier(2, timeout=60)
-
-    def together(h: http.server.BaseHTTPRequestHandler) -> None:
-        try:
-            barrier.wait()  # both requests are in flight before either body is sent
-        except threading.BrokenBarrierError:
-            h.send_error(500, "only one client arrived")
-            return
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(payload)))
-        h.end_headers()
-        step = max(1, len(payload) // 8)
-        for i in range(0, len(payload), step):
-            h.wfile.write(payload[i : i + step])
-            h.wfile.flush()
-            time.sleep(0.02)
-
-    server.routes["/both.pth"] = together
+    server.routes["/both.pth"] = send_together(payload, barrier, 0.02, "only one client arrived")
     dest = tmp_path / "cache" / "shared.pth"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -503,23 +510,9 @@ def test_threads_downloading_at_once(
 ) -> None:
     n = 4
     barrier = threading.Barrier(n, timeout=60)
-
-    def together(h: http.server.BaseHTTPRequestHandler) -> None:
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            h.send_error(500, "not all clients arrived")
-            return
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(payload)))
-        h.end_headers()
-        step = max(1, len(payload) // 8)
-        for i in range(0, len(payload), step):
-            h.wfile.write(payload[i : i + step])
-            h.wfile.flush()
-            time.sleep(0.005)
-
-    server.routes["/threads.pth"] = together
+    server.routes["/threads.pth"] = send_together(
+        payload, barrier, 0.005, "not all clients arrived"
+    )
     dest = tmp_path / "shared.pth"
     sha = hashlib.sha256(payload).hexdigest()
     errors: list[BaseException] = []
