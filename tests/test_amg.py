@@ -54,6 +54,14 @@ def shape_weights_(model: torch.nn.Module) -> None:
         md.iou_prediction_head.layers[-1].bias.add_(1.0)
 
 
+def shaped_tiny() -> Sam:
+    """Our "tiny" model with random weights from ``SEED``, shaped by :func:`shape_weights_`
+    (the model of test_amg_api, test_amg_batches and test_explain_amg)."""
+    sam, _ = make_model_pair("tiny", seed=SEED)
+    shape_weights_(sam)
+    return sam
+
+
 @pytest.fixture(scope="module")
 def pair() -> tuple[Sam, torch.nn.Module]:
     ours, ref = make_model_pair("tiny", seed=SEED)

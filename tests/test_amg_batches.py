@@ -9,8 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import make_model_pair
-from test_amg import SEED, colour_wheel, shape_weights_
+from test_amg import colour_wheel, shaped_tiny
 
 from sam_widget import SamAutomaticMaskGenerator
 from sam_widget.engine.amg import batches
@@ -28,8 +27,7 @@ def two_threads():
 
 
 def test_workers_give_the_same_records_as_one_thread(two_threads, monkeypatch) -> None:
-    sam, _ = make_model_pair("tiny", seed=SEED)
-    shape_weights_(sam)
+    sam = shaped_tiny()
     image = colour_wheel(96, 128)
     kwargs = {
         "points_per_side": 6,

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_model_pair
-from test_amg import SEED, colour_wheel, shape_weights_
+from test_amg import colour_wheel, shaped_tiny
 
 from sam_widget import SamAutomaticMaskGenerator
 from sam_widget.data.io import decode_rle
@@ -42,9 +41,7 @@ CROPS = {
 
 @pytest.fixture(scope="module")
 def model() -> Sam:
-    sam, _ = make_model_pair("tiny", seed=SEED)
-    shape_weights_(sam)
-    return sam
+    return shaped_tiny()
 
 
 @pytest.fixture(scope="module")
