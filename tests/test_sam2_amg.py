@@ -10,14 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _sam2_oracle import oracle_model, save_official_layout
-from _torchvision_shim import import_sam2
+from _sam2_oracle import oracle_pair, published_records
 from conftest import make_model_pair
 
 from sam_widget.engine.amg import SamAutomaticMaskGenerator
-from sam_widget.engine.embedding_cache import EmbeddingCache
 from sam_widget.engine.predictor import SamPredictor
-from sam_widget.models.build import build_sam
 
 TOL = 1e-4
 ORIGINAL = (120, 160)
@@ -25,30 +22,7 @@ ORIGINAL = (120, 160)
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    sam2 = import_sam2()
-    ref_model = oracle_model("sam2.1_hiera_t", seed=5)
-    path = save_official_layout(ref_model, tmp_path_factory.mktemp("sam2amg") / "t.pt")
-    model = build_sam("sam2.1_hiera_t", checkpoint=path, device="cpu")
-    image = np.random.default_rng(5).integers(0, 256, (*ORIGINAL, 3), dtype=np.uint8)
-    ref = sam2.sam2_image_predictor.SAM2ImagePredictor(ref_model)
-    ref.set_image(image)
-    # With a cache our generators reuse this encoding.
-    ours = SamPredictor(model, cache=EmbeddingCache())
-    ours.compute_embedding(image)
-    return {"sam2": sam2, "ref": ref, "ours": ours, "image": image}
-
-
-def published_records(pair: dict[str, Any], **params: Any) -> list[dict[str, Any]]:
-    gen = pair["sam2"].automatic_mask_generator.SAM2AutomaticMaskGenerator(
-        pair["ref"].model, **params
-    )
-    # Without crops the generator's only set_image is of the whole image: give its
-    # predictor the published encoding made once above.
-    shared = gen.predictor
-    shared._features, shared._orig_hw = pair["ref"]._features, pair["ref"]._orig_hw
-    shared._is_image_set = True
-    shared.set_image = lambda image: None
-    return gen.generate(pair["image"])
+    return oracle_pair("sam2.1_hiera_t", 5, tmp_path_factory.mktemp("sam2amg"), ORIGINAL)
 
 
 def assert_same_records(ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> None:

@@ -10,13 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _sam2_oracle import oracle_model, rel_err, save_official_layout
-from _torchvision_shim import import_sam2
+from _sam2_oracle import oracle_pair, published_records, rel_err
 
 from sam_widget.engine.amg import SamAutomaticMaskGenerator
-from sam_widget.engine.embedding_cache import EmbeddingCache
-from sam_widget.engine.predictor import SamPredictor
-from sam_widget.models.build import build_sam
 
 TOL = 1e-4
 ORIGINAL = (120, 160)
@@ -24,18 +20,9 @@ ORIGINAL = (120, 160)
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    sam2 = import_sam2()
-    ref_model = oracle_model("sam2.1_hiera_t", seed=3)
-    path = save_official_layout(ref_model, tmp_path_factory.mktemp("sam2p") / "t.pt")
-    model = build_sam("sam2.1_hiera_t", checkpoint=path, device="cpu")
-    image = np.random.default_rng(3).integers(0, 256, (*ORIGINAL, 3), dtype=np.uint8)
-    ref = sam2.sam2_image_predictor.SAM2ImagePredictor(ref_model)
-    ref.set_image(image)
-    # With a cache the automatic mask generator below reuses this encoding.
-    ours = SamPredictor(model, cache=EmbeddingCache())
-    embedding = ours.compute_embedding(image)
-    ours.set_embedding(embedding)
-    return {"ref": ref, "ours": ours, "image": image, "features": embedding.named_features}
+    pair = oracle_pair("sam2.1_hiera_t", 3, tmp_path_factory.mktemp("sam2p"), ORIGINAL)
+    pair["ours"].set_embedding(pair["embedding"])
+    return {**pair, "features": pair["embedding"].named_features}
 
 
 PROMPTS = {
@@ -120,7 +107,6 @@ def test_automatic_masks_equal_published_records(pair: dict[str, Any]) -> None:
     """With the published generator's defaults for SAM 2 (``use_m2m=False``,
     ``multimask_output=True``, ``mask_threshold=0``) and the same thresholds, our generator
     on the same image gives the published ``SAM2AutomaticMaskGenerator``'s records."""
-    sam2 = import_sam2()
     params = {
         "points_per_side": 4,
         "points_per_batch": 8,
@@ -131,14 +117,7 @@ def test_automatic_masks_equal_published_records(pair: dict[str, Any]) -> None:
         "box_nms_thresh": 1.0,
     }
     ours = SamAutomaticMaskGenerator(pair["ours"], **params).generate(pair["image"])
-    ref_gen = sam2.automatic_mask_generator.SAM2AutomaticMaskGenerator(pair["ref"].model, **params)
-    # Without crops the generator's only set_image is of the whole image: give its predictor
-    # the published encoding made above instead of encoding again.
-    shared = ref_gen.predictor
-    shared._features, shared._orig_hw = pair["ref"]._features, pair["ref"]._orig_hw
-    shared._is_image_set = True
-    shared.set_image = lambda image: None
-    ref = ref_gen.generate(pair["image"])
+    ref = published_records(pair, **params)
     assert len(ours) == len(ref) >= 3
 
     def key(rec: dict[str, Any]) -> tuple[float, ...]:
