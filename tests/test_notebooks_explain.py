@@ -3,35 +3,17 @@ with the untrained fallback, and produce their figures and tables."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from _notebooks import cell_text, run_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
+# Figures drawn inline (image/png outputs), whatever backend the environment picks.
+INLINE = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 
 
 def _run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list:
-    shutil.copy(ROOT / "notebooks" / name, tmp_path)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("SAM_WIDGET_CACHE", str(tmp_path / "no-weights"))  # forces the fallback
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(tmp_path / name, as_version=4)
-    client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()  # raises CellExecutionError on any error
-    return [c for c in nb.cells if c.cell_type == "code"]
-
-
-def _text(cell: dict) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        parts.append(out.get("text", ""))
-        parts.append(out.get("data", {}).get("text/plain", ""))
-    return "".join(parts)
+    return run_notebook(name, tmp_path, monkeypatch, timeout=600, env=INLINE)
 
 
 def _figures(cell: dict) -> int:
@@ -42,17 +24,17 @@ def test_sam_explained_runs_offline_with_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = _run("sam_explained.ipynb", tmp_path, monkeypatch)
-    assert "untrained model" in _text(code[1])
-    assert "pretrained=False" in _text(code[1])
+    assert "untrained model" in cell_text(code[1])
+    assert "pretrained=False" in cell_text(code[1])
     # Every section draws a figure from the model (the imports and model cells do not; the
     # widget cell shows the widget).
     figure_cells = [c for c in code if "plot." in c.source or "plt." in c.source]
     assert len(figure_cells) >= 10
     for cell in figure_cells:
         assert _figures(cell) >= 1, cell.source[:80]
-    assert "embedding: (1, 256, 64, 64)" in _text(code[3])
-    assert "['positive', 'padding']" in _text(code[5])
-    assert "['box top-left', 'box bottom-right']" in _text(code[5])
+    assert "embedding: (1, 256, 64, 64)" in cell_text(code[3])
+    assert "['positive', 'padding']" in cell_text(code[5])
+    assert "['box top-left', 'box bottom-right']" in cell_text(code[5])
     widget = [c for c in code if c.source.startswith("from sam_widget import SamWidget")][0]
     panel = [c for c in code if c.source.startswith("panel = ExplainPanel(w)")][0]
     for cell in (widget, panel):
@@ -63,10 +45,10 @@ def test_analysis_runs_offline_with_table_plot_and_csv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = _run("analysis.ipynb", tmp_path, monkeypatch)
-    text = "\n".join(_text(c) for c in code)
+    text = "\n".join(cell_text(c) for c in code)
     assert "untrained model" in text
     assert sum(_figures(c) for c in code) >= 2
-    csv = (tmp_path / "measurements.csv").read_text()
+    csv = (tmp_path / "measurements.csv").readcell_text()
     assert csv.splitlines()[0].startswith("object,")
     assert "area_um2" in csv.splitlines()[0]
     assert (tmp_path / "amg_measurements.csv").is_file()
