@@ -56,6 +56,14 @@ from .messages import HANDLERS, hover_prompt
 from .prompts import PromptBook, next_active, reduce
 from .results import MaskListeners, label_map
 from .session import Callbacks, MaskUpdate, Session, describe_error
+from .traits import (
+    BROWSER_WRITABLE,
+    ObjectsError,
+    ObjectsTrait,
+    validate_active,
+    validate_everything_params,
+    validate_objects,
+)
 from .updates import display_size
 
 __all__ = ["ObjectsError", "SamWidget"]
@@ -73,40 +81,6 @@ function render({ el }) {
 }
 export default { render };
 """
-_BROWSER_WRITABLE = frozenset(
-    {"objects", "active", "opacity", "hover", "explain", "everything_params"}
-)
-
-
-class ObjectsError(traitlets.TraitError, ValueError):
-    """A bad ``objects``/``active`` value (a ``ValueError``; also a ``TraitError`` so that
-    traitlets rolls back every trait of the same change)."""
-
-
-class _ObjectsTypeError(traitlets.TraitError, TypeError):
-    """A bad ``objects`` value of the wrong type (a ``TypeError``)."""
-
-
-class _ParamsError(traitlets.TraitError, ValueError):
-    """A bad ``everything_params`` value (a ``TraitError``, so a refused browser update is
-    rolled back)."""
-
-
-class _ParamsTypeError(traitlets.TraitError, TypeError):
-    """A bad ``everything_params`` value of the wrong type."""
-
-
-class _ObjectsTrait(traitlets.TraitType):  # type: ignore[type-arg]
-    """The ``objects`` trait: any value reaches ``SamWidget._validate_objects``, which
-    checks everything and raises ``TypeError``/``ValueError`` subclasses with clear text."""
-
-    info_text = "a list of object dicts (see docs/ARCHITECTURE.md)"
-
-    def __init__(self) -> None:
-        super().__init__(default_value=[])
-
-    def make_dynamic_default(self) -> list[dict[str, Any]]:
-        return []
 
 
 def _esm() -> Path | str:
@@ -181,7 +155,7 @@ class SamWidget(anywidget.AnyWidget):
     can_undo = traitlets.Bool(False, read_only=True).tag(sync=True)
     can_redo = traitlets.Bool(False, read_only=True).tag(sync=True)
     # Written by the user (Python or browser).
-    objects = _ObjectsTrait().tag(sync=True)
+    objects = ObjectsTrait().tag(sync=True)
     active = traitlets.Int(-1).tag(sync=True)
     opacity = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
     hover = traitlets.Bool(True).tag(sync=True)
@@ -320,38 +294,24 @@ class SamWidget(anywidget.AnyWidget):
 
     @traitlets.validate("objects")
     def _validate_objects(self, proposal: Any) -> list[dict[str, Any]]:
-        try:
-            return self._book.validate(proposal["value"], self.image_width, self.image_height)
-        except TypeError as exc:
-            raise _ObjectsTypeError(str(exc)) from exc
-        except ValueError as exc:
-            raise ObjectsError(str(exc)) from exc
+        return validate_objects(self._book, proposal["value"], self.image_width, self.image_height)
 
     @traitlets.validate("everything_params")
     def _validate_everything_params(self, proposal: Any) -> dict[str, Any]:
-        try:
-            return check_everything_params(proposal["value"], name="everything_params")
-        except TypeError as exc:
-            raise _ParamsTypeError(str(exc)) from None
-        except ValueError as exc:
-            raise _ParamsError(str(exc)) from None
+        return validate_everything_params(proposal["value"])
 
     @traitlets.validate("active")
     def _validate_active(self, proposal: Any) -> int:
-        value = proposal["value"]
-        ids = [o["id"] for o in self.objects]
-        if value != -1 and value not in ids:
-            raise ObjectsError(f"active must be -1 or the id of an object {ids}, got {value!r}.")
-        return int(value)
+        return validate_active(proposal["value"], self.objects)
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply an update from the browser; refused changes are sent back corrected."""
-        allowed = {k: v for k, v in sync_data.items() if k in _BROWSER_WRITABLE}
+        allowed = {k: v for k, v in sync_data.items() if k in BROWSER_WRITABLE}
         dismiss = sync_data.get("error") == "" and self.error != ""  # the user closed it
         refused = [
             k
             for k in sync_data
-            if k not in _BROWSER_WRITABLE and k in self.keys and not (k == "error" and dismiss)
+            if k not in BROWSER_WRITABLE and k in self.keys and not (k == "error" and dismiss)
         ]
         with self._lock:
             if dismiss:
