@@ -42,7 +42,6 @@ import logging
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +54,7 @@ from .cancel import cancellable as _cancellable
 from .cancel import install_cancel_points as _install_cancel_points
 from .chain import ChainResult, ObjectMemo, Prompt, run_chain
 from .codec import encode_mask
+from .decode_queue import DecodeJob, DecodeQueue
 from .objects import copy_strokes
 from .updates import Frame, MaskUpdate, describe_error
 
@@ -73,18 +73,6 @@ class Callbacks:
     loaded: Callable[[Any], None] = field(default=lambda predictor: None)
     mask: Callable[[MaskUpdate], None] = field(default=lambda update: None)
     ready: Callable[[int], None] = field(default=lambda image_id: None)
-
-
-@dataclass(frozen=True)
-class _Decode:
-    image_id: int
-    object_id: int
-    seq: int
-    prompt: Prompt
-    # a given mask ((H, W) bool) and its score instead of a decode (see Session.show_mask)
-    given: tuple[np.ndarray, float | None] | None = None
-    # the object's brush/eraser strokes, applied to the decoded mask (no decoder run)
-    strokes: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,16 +113,10 @@ class Session:
         self._encode: tuple[int, np.ndarray] | None = None
         self._encode_error: str | None = None
         self._frame: Frame | None = None  # of the embedding set in the predictor
-        self._decodes: OrderedDict[int, _Decode] = OrderedDict()
-        # object id -> prompt states submitted before its queued job and not decoded yet, in
-        # order. With refinement each state's mask_input is the previous state's result, so
-        # they are decoded in turn (one decoder run each) before the queued job: the mask
-        # is a function of the prompt states alone, as a replay (from_dict, a reopened
-        # annotator project) computes it, not of how fast the worker kept up.
-        self._backlog: dict[int, list[Prompt]] = {}
+        # object decodes, latest state per object wins, with the refinement backlog
+        self._queue = DecodeQueue(self._refines)
         self._hover: _Hover | None = None
         self._hover_seq = -1
-        self._seqs: dict[int, int] = {}
         self._results: dict[int, MaskUpdate] = {}
         # (image_id, object_id) -> what that object remembers of its decodes on that image
         self._memos: dict[tuple[int, int], ObjectMemo] = {}
@@ -142,7 +124,7 @@ class Session:
         self._replaying = False
         self._busy = False
         self._decoding = False  # the running job is an object decode
-        self._running: _Decode | None = None  # that decode
+        self._running: DecodeJob | None = None  # that decode
         self._status = ""  # the last status this session reported
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="sam-widget-worker", daemon=True)
@@ -164,10 +146,8 @@ class Session:
             self._image_id = int(image_id)
             self._encode = (int(image_id), image)
             self._encode_error = None
-            self._decodes.clear()
-            self._backlog.clear()
+            self._queue.clear()
             self._hover = None
-            self._seqs.clear()
             self._results.clear()
             self._memos = {}  # swapped, not cleared: a decode in flight may still read the old
             self._replay = None
@@ -177,20 +157,9 @@ class Session:
         """Queue a decode of ``obj`` (an object dict) for the current image (latest wins)."""
         oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
         with self._cond:
-            job = _Decode(self._image_id, oid, seq, prompt, strokes=_strokes_of(obj))
-            queued = self._decodes.get(oid)
-            if not self._refines(prompt):
-                self._backlog.pop(oid, None)  # no state before this one matters any more
-            elif (
-                queued is not None
-                and queued.image_id == job.image_id
-                and queued.given is None
-                and queued.prompt != prompt  # a stroke-only change: no prompt state to decode
-            ):
-                self._backlog.setdefault(oid, []).append(queued.prompt)
-            self._seqs[job.object_id] = job.seq
-            self._decodes[job.object_id] = job
-            self._decodes.move_to_end(job.object_id)
+            self._queue.submit(
+                DecodeJob(self._image_id, oid, seq, prompt, strokes=_strokes_of(obj))
+            )
             if self._hover is not None and self._hover.object_id == oid:
                 # A click pre-empts hover: that preview was built on the object's old
                 # prompts, so it is dropped before any work is done on it.
@@ -206,10 +175,7 @@ class Session:
         automatic masks without prompts). The next prompt change decodes as usual."""
         oid, seq, prompt = int(obj["id"]), int(obj["seq"]), Prompt.from_object(obj)
         with self._cond:
-            self._backlog.pop(oid, None)
-            self._seqs[oid] = seq
-            self._decodes[oid] = _Decode(self._image_id, oid, seq, prompt, (mask, score))
-            self._decodes.move_to_end(oid)
+            self._queue.show(DecodeJob(self._image_id, oid, seq, prompt, (mask, score)))
             self._cond.notify_all()
         self._report_status()
 
@@ -225,8 +191,7 @@ class Session:
         with self._plock, self._cond:
             self.predictor = predictor
             self._memos = {}  # swapped, not cleared (as set_image)
-            self._decodes.clear()
-            self._backlog.clear()
+            self._queue.drop_jobs()
             self._hover = None
             self._replay = None
             for oid in object_ids:
@@ -248,9 +213,7 @@ class Session:
     def forget(self, object_id: int) -> None:
         """The object was deleted: drop its pending job, result and stages."""
         with self._cond:
-            self._seqs.pop(object_id, None)
-            self._decodes.pop(object_id, None)
-            self._backlog.pop(object_id, None)
+            self._queue.forget(object_id)
             self._results.pop(object_id, None)
             self._memos.pop((self._image_id, object_id), None)
 
@@ -292,13 +255,13 @@ class Session:
 
     def is_current(self, image_id: int, object_id: int, seq: int) -> bool:
         with self._cond:
-            return image_id == self._image_id and self._seqs.get(object_id) == seq
+            return image_id == self._image_id and self._queue.seq(object_id) == seq
 
     def idle(self) -> bool:
         """Nothing queued or running (tests and ``wait`` use it)."""
         with self._cond:
             return not (
-                self._busy or self._load or self._encode or self._decodes or self._hover
+                self._busy or self._load or self._encode or self._queue or self._hover
             ) and not (self._replay or self._replaying)
 
     def held_bytes(self) -> int:
@@ -319,7 +282,7 @@ class Session:
                         self._busy
                         or self._load
                         or self._encode_pending()
-                        or self._decodes
+                        or self._queue
                         or self._replay
                         or (self._hover and self._can_decode())
                     )
@@ -369,7 +332,7 @@ class Session:
         with self._cond:
             if not self._can_decode() or self._closed:
                 return
-            pending = bool(self._decodes or self._replay or self._replaying or self._decoding)
+            pending = bool(self._queue or self._replay or self._replaying or self._decoding)
             status = "decoding" if pending else "ready"
             if status == self._status:
                 return
@@ -423,7 +386,7 @@ class Session:
             def settled() -> bool:
                 # The worker's job for this very state (queued or running) gives the mask:
                 # its refinement backlog or a given mask, which a decode here would bypass.
-                queued, running = self._decodes.get(oid), self._running
+                queued, running = self._queue.queued(oid), self._running
                 return self._closed or not (
                     (queued is not None and queued.seq == seq)
                     or (running is not None and (running.object_id, running.seq) == (oid, seq))
@@ -441,7 +404,7 @@ class Session:
             result = self._chain(Prompt.from_object(obj), oid, frame.image_id)
             update = MaskUpdate(oid, seq, frame, result, _strokes_of(obj))
         with self._cond:
-            if self._seqs.get(oid) == seq and image_id == self._image_id:
+            if self._queue.seq(oid) == seq and image_id == self._image_id:
                 self._results[oid] = update
         return update
 
@@ -517,8 +480,8 @@ class Session:
                     rep, self._replay = self._replay, None
                     self._replaying = True
                     return lambda: self._do_replay(*rep)
-                if self._decodes:
-                    _, dec = self._decodes.popitem(last=False)
+                if self._queue:
+                    dec = self._queue.take()
                     return lambda: self._do_decode(dec)
                 if self._hover is not None:
                     hov, self._hover = self._hover, None
@@ -617,14 +580,14 @@ class Session:
         self.report_status()
         self.cb.ready(image_id)
 
-    def _do_decode(self, job: _Decode) -> None:
+    def _do_decode(self, job: DecodeJob) -> None:
         with self._cond:
-            if not (job.image_id == self._image_id and self._seqs.get(job.object_id) == job.seq):
+            if not (job.image_id == self._image_id and self._queue.seq(job.object_id) == job.seq):
                 return  # superseded (newer prompts, deleted object, new image): cancelled
             self._decoding = True
             self._running = job
             have = self._results.get(job.object_id)
-            backlog = self._backlog.pop(job.object_id, [])
+            backlog = self._queue.take_backlog(job.object_id)
         try:
             if have is not None and (have.image_id, have.seq) == (job.image_id, job.seq):
                 update = have  # e.g. a {type: "sync"} resend
@@ -653,7 +616,7 @@ class Session:
             self._fail(f"Decoding object {job.object_id} failed", exc, status=False)
             return
         with self._cond:
-            if not (job.image_id == self._image_id and self._seqs.get(job.object_id) == job.seq):
+            if not (job.image_id == self._image_id and self._queue.seq(job.object_id) == job.seq):
                 return  # stale: the prompts or the image changed meanwhile
             self._results[job.object_id] = update
         self.cb.send(self.mask_message(update), [buffer])
@@ -665,18 +628,13 @@ class Session:
         # refinement on, prompts present and unambiguous.
         return self.refine and not prompt.empty and not prompt.ambiguous
 
-    def _object_alive(self, job: _Decode) -> bool:
+    def _object_alive(self, job: DecodeJob) -> bool:
         # Whether ``job``'s state still matters: same image, object not deleted, and either
         # still the newest state or the base the next state refines from. A newer state that
         # does not refine (a clear, a single ambiguous point, refinement off) cancels it.
-        if self._closed or job.image_id != self._image_id or job.object_id not in self._seqs:
+        if self._closed or job.image_id != self._image_id:
             return False
-        queued = self._decodes.get(job.object_id)
-        if queued is None or queued.seq == job.seq:
-            return True
-        backlog = self._backlog.get(job.object_id)
-        following = backlog[0] if backlog else queued.prompt
-        return self._refines(following)
+        return self._queue.alive(job)
 
     def _do_replay(self, image_id: int, states: list[list[dict[str, Any]]]) -> None:
         self._report_status()
