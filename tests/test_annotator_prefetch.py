@@ -129,3 +129,67 @@ def test_only_the_current_images_pixels_are_kept(
         assert len(on_disk) == 3  # the disk tier keeps them
     finally:
         a.close()
+
+
+def _live_tensor_bytes() -> int:
+    """Bytes of every distinct storage behind the torch tensors and numpy arrays the
+    garbage collector can see (what the process holds in arrays, model weights included)."""
+    import gc
+
+    import numpy as np
+    import torch
+
+    gc.collect()
+    seen: set[int] = set()
+    total = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor):
+            storage = obj.untyped_storage()
+            key, size = storage.data_ptr(), storage.nbytes()
+        elif isinstance(obj, np.ndarray):
+            base = obj
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            key, size = base.__array_interface__["data"][0], base.nbytes
+        else:
+            continue
+        if key not in seen:
+            seen.add(key)
+            total += size
+    return total
+
+
+def test_memory_stays_bounded_over_a_1000_image_project(tmp_path: Path) -> None:
+    """A 1,000-image project: walking on through 7 more images (each encoded, its two
+    neighbours prefetched) leaves the arrays the process holds where they were after the
+    first 3: only the current image's pixels and a byte-budgeted embedding cache are kept."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for k in range(1000):  # distinct contents (the project deduplicates by hash)
+        img = np.zeros((12, 16, 3), np.uint8)
+        img[..., 0], img[..., 1] = k % 256, k // 256
+        Image.fromarray(img).save(folder / f"im{k:04d}.png")
+    budget = 12 * 2**20  # three of the tiny model's 4 MiB embeddings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = SamAnnotator(folder, project=tmp_path / "p.sqlite", model="tiny", cache_bytes=budget)
+    try:
+        assert len(a.images) == 1000
+        levels = []
+        for i in range(10):
+            a.goto(i * 100)  # far apart: every image and its neighbours are new
+            a.widget.wait(TIMEOUT)
+            assert a.wait_prefetch(TIMEOUT)
+            assert a.cache.nbytes <= budget
+            if i in (2, 9):
+                levels.append(_live_tensor_bytes())
+        assert a.summary()["total"] == 1000
+    finally:
+        a.close()
+    after_3, after_10 = levels
+    # 7 more images (and 14 prefetched neighbours) added less than one embedding; keeping
+    # each image's 4 MiB embedding would add 84 MiB.
+    assert after_10 - after_3 < 4 * 2**20, (after_3, after_10)

@@ -111,9 +111,9 @@ OFFICIAL: dict[str, CheckpointInfo] = {
 # for all four sam2.1 files (and the Hugging Face file of sam2.1 tiny at revision
 # de431c4043854a71d8101e17995dfe596bf101a5); for sam2 s and b+ the 3D Slicer extension
 # mazurowski-lab/SlicerSegmentWithSAM checks the same SHA-256 when it downloads the official
-# URLs, and other download manifests list them too (sam2 s with the size 184309650). Sizes in bytes: several independent download
-# manifests list all eight; sam2 tiny's also appears in a wget log of the official URL
-# ("Length: 155906050").
+# URLs, and other download manifests list them too (sam2 s with the size 184309650).
+# Sizes in bytes: several independent download manifests list all eight; sam2 tiny's also
+# appears in a wget log of the official URL ("Length: 155906050").
 _SAM2_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/"
 _SAM2_FILES = {
     # variant: (release folder, file name, size, SHA-256)
