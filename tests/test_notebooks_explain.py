@@ -48,7 +48,7 @@ def test_analysis_runs_offline_with_table_plot_and_csv(
     text = "\n".join(cell_text(c) for c in code)
     assert "untrained model" in text
     assert sum(_figures(c) for c in code) >= 2
-    csv = (tmp_path / "measurements.csv").readcell_text()
+    csv = (tmp_path / "measurements.csv").read_text()
     assert csv.splitlines()[0].startswith("object,")
     assert "area_um2" in csv.splitlines()[0]
     assert (tmp_path / "amg_measurements.csv").is_file()
