@@ -34,6 +34,7 @@ import numpy as np
 from ..data.atomic import atomic_write_text, atomic_write_with
 from . import objects as objmod
 from .history import History
+from .loading import model_from_record
 
 __all__ = [
     "FORMAT",
@@ -44,6 +45,7 @@ __all__ = [
     "save_masks",
     "stack_masks",
     "to_dict",
+    "widget_arguments",
 ]
 
 FORMAT = "sam_widget.prompts"
@@ -136,6 +138,39 @@ def parse_dict(data: Any, width: int, height: int) -> Loaded:
     if isinstance(next_id, bool) or not isinstance(next_id, int):
         raise ValueError(f"data.next_id must be an integer, got {next_id!r}.")
     return Loaded(history, current, int(next_id))
+
+
+def widget_arguments(
+    data: Any, image: Any, model: Any, kwargs: Mapping[str, Any]
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``(image, model, kwargs)`` for ``SamWidget(image, model, **kwargs)`` that rebuild
+    the widget ``data`` (from :func:`to_dict`) was saved from, given what the caller of
+    ``SamWidget.from_dict`` passed: ``image`` None takes the recorded image file (a
+    ``TypeError`` when there is none); ``model`` None (and no ``checkpoint`` keyword) the
+    recorded model (:func:`~.loading.model_from_record`); ``refine`` the recorded one unless
+    given. ``data`` itself is validated later (:func:`parse_dict`)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"data must be a dict from to_dict(), got {type(data).__name__}.")
+    kwargs = dict(kwargs)
+    if image is None:
+        recorded = data.get("image")
+        path = recorded.get("path") if isinstance(recorded, Mapping) else None
+        if not path:
+            raise TypeError(
+                "SamWidget.from_dict(data, image): the image is needed; this data records "
+                "no image file (widgets made from an array do not). Pass the same image "
+                "the data was made on."
+            )
+        image = path
+    if model is None and "checkpoint" not in kwargs:
+        model, checkpoint = model_from_record(data.get("model", "vit_t"))
+        if checkpoint is not None:
+            kwargs["checkpoint"] = checkpoint
+    elif model is None:
+        model = "vit_t"
+    if "refine" not in kwargs and "refine" in data:
+        kwargs["refine"] = bool(data["refine"])
+    return image, model, kwargs
 
 
 def stack_masks(masks: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:

@@ -51,7 +51,7 @@ from .codec import encode_image
 from .everything import Everything, EverythingCallbacks
 from .everything_params import check_everything_params
 from .explainer import Explainer
-from .loading import model_factory, model_from_record, model_record, untrained_notice
+from .loading import model_factory, model_record, untrained_notice
 from .messages import HANDLERS, hover_prompt
 from .prompts import PromptBook, next_active, reduce
 from .results import MaskListeners, label_map
@@ -697,26 +697,7 @@ class SamWidget(anywidget.AnyWidget):
         ``data`` (widgets made from a path record it). ``model``: None rebuilds the model
         recorded in ``data`` (same variant and checkpoint file; an untrained model again
         untrained); give it to use another."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"data must be a dict from to_dict(), got {type(data).__name__}.")
-        if image is None:
-            recorded = data.get("image")
-            path = recorded.get("path") if isinstance(recorded, Mapping) else None
-            if not path:
-                raise TypeError(
-                    "SamWidget.from_dict(data, image): the image is needed; this data records "
-                    "no image file (widgets made from an array do not). Pass the same image "
-                    "the data was made on."
-                )
-            image = path
-        if model is None and "checkpoint" not in kwargs:
-            model, checkpoint = model_from_record(data.get("model", "vit_t"))
-            if checkpoint is not None:
-                kwargs["checkpoint"] = checkpoint
-        elif model is None:
-            model = "vit_t"
-        if "refine" not in kwargs and "refine" in data:
-            kwargs["refine"] = bool(data["refine"])
+        image, model, kwargs = persist.widget_arguments(data, image, model, kwargs)
         widget = cls(image, model, **kwargs)
         try:
             widget.load_dict(data)
