@@ -9,7 +9,7 @@ names are part of the message the widget shows (:func:`~.updates.describe_error`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import traitlets
@@ -21,6 +21,7 @@ __all__ = [
     "BROWSER_WRITABLE",
     "ObjectsError",
     "ObjectsTrait",
+    "initial_traits",
     "validate_active",
     "validate_everything_params",
     "validate_objects",
@@ -93,3 +94,31 @@ def validate_active(value: Any, objects: Sequence[dict[str, Any]]) -> int:
     if value != -1 and value not in ids:
         raise ObjectsError(f"active must be -1 or the id of an object {ids}, got {value!r}.")
     return int(value)
+
+
+def initial_traits(
+    opacity: Any,
+    hover: Any,
+    explain: Any,
+    everything: Mapping[str, Any] | None,
+    width: Any,
+    height: Any,
+    layout: Any,
+) -> dict[str, Any]:
+    """``SamWidget``'s keyword arguments checked, as the trait values it starts with
+    (``width``/``height``: CSS pixels >= 0, 0 automatic; ``layout`` only when given)."""
+    if not isinstance(explain, bool):
+        raise TypeError(f"explain must be a bool, got {type(explain).__name__}.")
+    options: dict[str, Any] = {
+        "opacity": float(opacity),
+        "hover": bool(hover),
+        "explain": explain,
+    }
+    options["everything_params"] = check_everything_params(everything)
+    for name, size in (("width", width), ("height", height)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"{name} must be a number of CSS pixels >= 0, got {size!r}.")
+        options[name] = size
+    if layout is not None:
+        options["layout"] = layout
+    return options

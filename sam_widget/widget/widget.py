@@ -60,6 +60,7 @@ from .traits import (
     BROWSER_WRITABLE,
     ObjectsError,
     ObjectsTrait,
+    initial_traits,
     validate_active,
     validate_everything_params,
     validate_objects,
@@ -184,20 +185,7 @@ class SamWidget(anywidget.AnyWidget):
         self._checkpoint = checkpoint
         self._image_path: str | None = None
         rgb = to_rgb_uint8(image)  # bad images fail here, before any thread starts
-        if not isinstance(explain, bool):
-            raise TypeError(f"explain must be a bool, got {type(explain).__name__}.")
-        options: dict[str, Any] = {
-            "opacity": float(opacity),
-            "hover": bool(hover),
-            "explain": explain,
-        }
-        options["everything_params"] = check_everything_params(everything)
-        for name, size in (("width", width), ("height", height)):
-            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-                raise ValueError(f"{name} must be a number of CSS pixels >= 0, got {size!r}.")
-            options[name] = size
-        if layout is not None:
-            options["layout"] = layout
+        options = initial_traits(opacity, hover, explain, everything, width, height, layout)
         # _lock: every Python-side read-modify-write of objects/active/history/image.
         # _sync_lock: trait writes from worker threads (ipywidgets' hold_sync bookkeeping is
         # not thread-safe). Order: _lock, then _sync_lock, then the session's own locks.
