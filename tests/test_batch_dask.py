@@ -182,3 +182,24 @@ def test_cli_uses_a_running_cluster_by_address(client, dataset, reference, tmp_p
     assert "3 annotated" in proc.stdout and client.scheduler.address in proc.stderr
     assert_out_matches(out, {p.name: reference[p.name] for p in dataset[:3]})
     assert sorted(client.scheduler_info()["workers"]) == workers_before
+
+
+def test_local_cluster_workers_keep_glibcs_adaptive_malloc() -> None:
+    """The local cluster's workers run without Dask's MALLOC_TRIM_THRESHOLD_ (it made every
+    large buffer a fresh mapping: a worker's image 1.6x slower) and keep the one-thread
+    limits; Dask's own default for other clusters is left as it was."""
+    import dask
+
+    from sam_widget.batch.execution import open_executor
+
+    default = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    assert "MALLOC_TRIM_THRESHOLD_" in default  # what this test guards against
+    executor = open_executor("local", workers=1, dashboard_address=None, log=lambda _: None)
+    try:
+        env = executor.client.run(lambda: dict(os.environ))  # type: ignore[union-attr]
+        (worker_env,) = env.values()
+        assert "MALLOC_TRIM_THRESHOLD_" not in worker_env
+        assert worker_env["OMP_NUM_THREADS"] == "1"
+    finally:
+        executor.close()
+    assert dict(dask.config.get("distributed.nanny.pre-spawn-environ")) == default
