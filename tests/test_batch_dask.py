@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -184,22 +185,45 @@ def test_cli_uses_a_running_cluster_by_address(client, dataset, reference, tmp_p
     assert sorted(client.scheduler_info()["workers"]) == workers_before
 
 
-def test_local_cluster_workers_keep_glibcs_adaptive_malloc() -> None:
-    """The local cluster's workers run without Dask's MALLOC_TRIM_THRESHOLD_ (it made every
-    large buffer a fresh mapping: a worker's image 1.6x slower) and keep the one-thread
-    limits; Dask's own default for other clusters is left as it was."""
-    import dask
+def _page_faults_of_reused_buffers() -> int:
+    """Minor page faults while a 16 MiB tensor is allocated, written and freed 20 times:
+    thousands a time when every large allocation is a fresh mapping, next to none when
+    freed memory is reused. (torch, not numpy: numpy asks for huge pages, whose faults
+    are few either way.)"""
+    import resource
 
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        a = torch.ones(4 * 2**20, dtype=torch.float32)
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_local_cluster_workers_reuse_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask's MALLOC_TRIM_THRESHOLD_ (in the workers' environment, and left by the nanny in
+    the environment of whatever process started a cluster before) made every large buffer
+    a fresh mapping; the local cluster's workers reuse freed memory all the same, restarted
+    ones too."""
     from sam_widget.batch.execution import open_executor
 
-    default = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-    assert "MALLOC_TRIM_THRESHOLD_" in default  # what this test guards against
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # inherited by the workers
+    # A plain process with that setting faults on every allocation (what this guards).
+    code = "import test_batch_dask as t; print(t._page_faults_of_reused_buffers())"
+    probe = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+    )  # fmt: skip
+    fresh = int(probe.stdout)
+    assert fresh >= 20 * 1000, fresh
     executor = open_executor("local", workers=1, dashboard_address=None, log=lambda _: None)
     try:
-        env = executor.client.run(lambda: dict(os.environ))  # type: ignore[union-attr]
-        (worker_env,) = env.values()
-        assert "MALLOC_TRIM_THRESHOLD_" not in worker_env
-        assert worker_env["OMP_NUM_THREADS"] == "1"
+        client = executor.client  # type: ignore[union-attr]
+        for _ in range(2):  # the first workers, then restarted ones
+            env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+            assert set(env.values()) == {"65536"}
+            (faults,) = client.run(_page_faults_of_reused_buffers).values()
+            assert faults < fresh / 4, (faults, fresh)
+            client.restart()
     finally:
         executor.close()
-    assert dict(dask.config.get("distributed.nanny.pre-spawn-environ")) == default

@@ -5,8 +5,8 @@
 - ``None`` or ``"local"``: a ``distributed.LocalCluster`` started here and closed at the end,
   sized to the machine: one worker *process* per available CPU (``workers=`` overrides),
   one thread each (Dask's nanny also sets ``OMP_NUM_THREADS=1`` for them, so torch runs
-  single-threaded in each), without Dask's ``MALLOC_TRIM_THRESHOLD_`` (see
-  :func:`worker_environ`). Its dashboard link is printed when the dashboard can start.
+  single-threaded in each), whose malloc keeps freed memory for reuse
+  (:mod:`~sam_widget.batch.malloc`). Its dashboard link is printed when the dashboard can start.
   Without Dask installed: this process, with a note saying so.
 - a ``distributed.Client``: that cluster, used as it is (nothing is started, resized or
   closed).
@@ -31,13 +31,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
-__all__ = [
-    "DaskExecutor",
-    "InProcessExecutor",
-    "default_workers",
-    "open_executor",
-    "worker_environ",
-]
+__all__ = ["DaskExecutor", "InProcessExecutor", "default_workers", "open_executor"]
 
 Log = Callable[[str], None]
 Job = tuple[Any, tuple[Any, ...]]  # (tag, args)
@@ -161,44 +155,28 @@ def _is_client(obj: Any) -> bool:
     return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "submit")
 
 
-def worker_environ() -> dict[str, Any]:
-    """Dask's environment for new worker processes without ``MALLOC_TRIM_THRESHOLD_``.
-
-    Dask sets it (65536) so that workers hand freed memory back to the OS. Setting it also
-    turns off glibc's adaptive mmap threshold, so every buffer over 128 KiB is mapped
-    afresh and page-faulted on each use: the generator's per-batch buffers made a worker's
-    image 1.6x slower than in a plain process (benchmarks/README.md, "Batch runs"). Each
-    worker holds one image's work at a time, so keeping freed memory costs little. The
-    thread limits (``OMP_NUM_THREADS=1`` and the like) stay.
-    """
-    import dask
-
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return environ
-
-
 def _local_cluster(workers: int | None, dashboard_address: str | None, log: Log) -> DaskExecutor:
-    import dask
     from distributed import Client, LocalCluster
+
+    from .malloc import KeepFreedMemory
 
     n = default_workers() if workers is None else workers
     dashboard = dashboard_address
     if dashboard is not None and importlib.util.find_spec("bokeh") is None:
         log("Dask dashboard: not started (it needs bokeh: pip install 'bokeh>=3.1').")
         dashboard = None
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=dashboard,
-            # Without a dashboard the scheduler still serves health checks over HTTP, by
-            # default on 8787 (with a warning when that port is taken): any free port then.
-            scheduler_kwargs=None if dashboard is not None else {"dashboard_address": ":0"},
-            silence_logs=logging.ERROR,
-        )
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=dashboard,
+        # Without a dashboard the scheduler still serves health checks over HTTP, by
+        # default on 8787 (with a warning when that port is taken): any free port then.
+        scheduler_kwargs=None if dashboard is not None else {"dashboard_address": ":0"},
+        silence_logs=logging.ERROR,
+    )
     client = Client(cluster)
+    client.register_plugin(KeepFreedMemory())
     if dashboard is not None:
         log(f"Dask dashboard: {client.dashboard_link}")
     text = f"a local Dask cluster of {n} worker process{'es' if n != 1 else ''}, 1 thread each"
