@@ -203,7 +203,7 @@ def test_local_cluster_workers_reuse_freed_memory(monkeypatch: pytest.MonkeyPatc
     """Dask's MALLOC_TRIM_THRESHOLD_ (in the workers' environment, and left by the nanny in
     the environment of whatever process started a cluster before) made every large buffer
     a fresh mapping; the local cluster's workers reuse freed memory all the same, restarted
-    ones too."""
+    ones too; the process that started the cluster gets its environment back."""
     from sam_widget.batch.execution import open_executor
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # inherited by the workers
@@ -216,9 +216,14 @@ def test_local_cluster_workers_reuse_freed_memory(monkeypatch: pytest.MonkeyPatc
     )  # fmt: skip
     fresh = int(probe.stdout)
     assert fresh >= 20 * 1000, fresh
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    environ = dict(os.environ)
     executor = open_executor("local", workers=1, dashboard_address=None, log=lambda _: None)
     try:
         client = executor.client  # type: ignore[union-attr]
+        assert client.run(lambda: os.environ["OMP_NUM_THREADS"]) == {  # the workers' limit
+            w: "1" for w in client.scheduler_info()["workers"]
+        }
         for _ in range(2):  # the first workers, then restarted ones
             env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
             assert set(env.values()) == {"65536"}
@@ -227,3 +232,6 @@ def test_local_cluster_workers_reuse_freed_memory(monkeypatch: pytest.MonkeyPatc
             client.restart()
     finally:
         executor.close()
+    # Dask's nanny wrote the workers' variables into this process's environment too; they
+    # are put back (here: OMP_NUM_THREADS was unset, MALLOC_TRIM_THRESHOLD_ as it was).
+    assert dict(os.environ) == environ

@@ -7,6 +7,7 @@
   one thread each (Dask's nanny also sets ``OMP_NUM_THREADS=1`` for them, so torch runs
   single-threaded in each), whose malloc keeps freed memory for reuse
   (:mod:`~sam_widget.batch.malloc`). Its dashboard link is printed when the dashboard can start.
+  Closing it gives this process back the environment variables Dask's nanny overwrote.
   Without Dask installed: this process, with a note saying so.
 - a ``distributed.Client``: that cluster, used as it is (nothing is started, resized or
   closed).
@@ -155,6 +156,24 @@ def _is_client(obj: Any) -> bool:
     return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "submit")
 
 
+class _EnvironRestorer:
+    """Gives this process its environment variables back on ``close()``, as they were when
+    the local cluster was made. Dask's nanny writes the workers' variables into the process
+    that starts them (``distributed.nanny.pre-spawn-environ``: ``OMP_NUM_THREADS=1`` and the
+    like, plus ``PYTHONHASHSEED`` and its own bookkeeping) and leaves them there: in the
+    user's kernel they would reach every process it starts later."""
+
+    def __init__(self) -> None:
+        self._saved = dict(os.environ)
+
+    def close(self) -> None:
+        for key in [k for k in os.environ if k not in self._saved]:
+            del os.environ[key]
+        for key, value in self._saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
 def _local_cluster(workers: int | None, dashboard_address: str | None, log: Log) -> DaskExecutor:
     from distributed import Client, LocalCluster
 
@@ -165,6 +184,7 @@ def _local_cluster(workers: int | None, dashboard_address: str | None, log: Log)
     if dashboard is not None and importlib.util.find_spec("bokeh") is None:
         log("Dask dashboard: not started (it needs bokeh: pip install 'bokeh>=3.1').")
         dashboard = None
+    restorer = _EnvironRestorer()
     cluster = LocalCluster(
         n_workers=n,
         threads_per_worker=1,
@@ -180,7 +200,7 @@ def _local_cluster(workers: int | None, dashboard_address: str | None, log: Log)
     if dashboard is not None:
         log(f"Dask dashboard: {client.dashboard_link}")
     text = f"a local Dask cluster of {n} worker process{'es' if n != 1 else ''}, 1 thread each"
-    return DaskExecutor(client, text, owned=(client, cluster))
+    return DaskExecutor(client, text, owned=(client, cluster, restorer))
 
 
 def open_executor(
