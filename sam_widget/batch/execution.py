@@ -185,16 +185,20 @@ def _local_cluster(workers: int | None, dashboard_address: str | None, log: Log)
         log("Dask dashboard: not started (it needs bokeh: pip install 'bokeh>=3.1').")
         dashboard = None
     restorer = _EnvironRestorer()
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=dashboard,
-        # Without a dashboard the scheduler still serves health checks over HTTP, by
-        # default on 8787 (with a warning when that port is taken): any free port then.
-        scheduler_kwargs=None if dashboard is not None else {"dashboard_address": ":0"},
-        silence_logs=logging.ERROR,
-    )
+    try:
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=dashboard,
+            # Without a dashboard the scheduler still serves health checks over HTTP, by
+            # default on 8787 (with a warning when that port is taken): any free port then.
+            scheduler_kwargs=None if dashboard is not None else {"dashboard_address": ":0"},
+            silence_logs=logging.ERROR,
+        )
+    except BaseException:
+        restorer.close()  # the nanny may have written into this process's environment
+        raise
     client = Client(cluster)
     client.register_plugin(KeepFreedMemory())
     if dashboard is not None:

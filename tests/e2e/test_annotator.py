@@ -25,7 +25,7 @@ from sam_widget.data.store import Project
 
 from .harness import _FIND_PANEL_JS, ARTIFACTS, SUMMARY, Notebook
 from .sam_page import SamPage
-from .test_sam_widget import assert_overlay_matches_kernel
+from .test_sam_widget import STABLE_SAMPLES, assert_overlay_matches_kernel
 
 SETUP = """
 import warnings
@@ -50,7 +50,9 @@ a = SamAnnotator(folder, project="annotator_e2e/labels.sqlite", model=model,
 a
 """
 
-HELPERS = """
+HELPERS = (
+    STABLE_SAMPLES
+    + """
 def _pick(seed):
     '''A pixel centre whose single-click mask (best predicted IoU) covers the 3x3 pixels
     around it and 2-98 % of the image, so the overlay comparison is not degenerate.'''
@@ -87,18 +89,8 @@ def _proposal_spot():
                 j = len(ys) // 2
                 return [k - 1, float(xs[j] + side // 2) + 0.5, float(ys[j] + side // 2) + 0.5]
     raise AssertionError("no proposal has a 3 x 3 square of its own")
-
-def _stable_samples(mask, n=40):
-    '''Grid points (pixel centres) where mask is constant over a 3x3 square: (x, y, value).'''
-    H, W = mask.shape
-    out = []
-    for yi in np.linspace(4, H - 5, n).astype(int):
-        for xi in np.linspace(4, W - 5, n).astype(int):
-            win = mask[yi - 1:yi + 2, xi - 1:xi + 2]
-            if win.all() or not win.any():
-                out.append([float(xi) + 0.5, float(yi) + 0.5, bool(mask[yi, xi])])
-    return out
 """
+)
 
 
 def _page(nb: Notebook) -> SamPage:

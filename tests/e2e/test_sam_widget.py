@@ -43,7 +43,22 @@ w
 """
 
 # Kernel helpers used by the checks below (defined in the notebook's kernel).
-HELPERS = """
+STABLE_SAMPLES = """
+def _stable_samples(mask, n=40):
+    '''Grid points (pixel centres) where ``mask`` is constant over a 3x3 square: (x, y, value).'''
+    H, W = mask.shape
+    out = []
+    for yi in np.linspace(4, H - 5, n).astype(int):
+        for xi in np.linspace(4, W - 5, n).astype(int):
+            win = mask[yi - 1:yi + 2, xi - 1:xi + 2]
+            if win.all() or not win.any():
+                out.append([float(xi) + 0.5, float(yi) + 0.5, bool(mask[yi, xi])])
+    return out
+"""
+
+HELPERS = (
+    STABLE_SAMPLES
+    + """
 _pred = SamPredictor(model)
 _pred.set_image(img)
 
@@ -78,18 +93,8 @@ def _only_samples(a, b, n=150):
         pick = np.linspace(0, len(ys) - 1, min(n, len(ys))).astype(int) if len(ys) else []
         out += [[float(xs[i]) + 0.5, float(ys[i]) + 0.5, k] for i in pick]
     return out
-
-def _stable_samples(mask, n=40):
-    '''Grid points (pixel centres) where ``mask`` is constant over a 3x3 square: (x, y, value).'''
-    H, W = mask.shape
-    out = []
-    for yi in np.linspace(4, H - 5, n).astype(int):
-        for xi in np.linspace(4, W - 5, n).astype(int):
-            win = mask[yi - 1:yi + 2, xi - 1:xi + 2]
-            if win.all() or not win.any():
-                out.append([float(xi) + 0.5, float(yi) + 0.5, bool(mask[yi, xi])])
-    return out
 """
+)
 
 
 def open_sam(open_notebook: Any) -> tuple[Notebook, SamPage]:
@@ -117,7 +122,8 @@ def click_and_wait(sam: SamPage, x: float, y: float, button: str = "left") -> fl
 
 def assert_overlay_matches_kernel(nb: Notebook, sam: SamPage, union_expr: str) -> int:
     """The overlay is opaque exactly where the kernel's mask (union of ``union_expr``) is
-    True, at grid points away from mask edges. Returns the number of points compared."""
+    True, at grid points away from mask edges (the kernel needs ``STABLE_SAMPLES``).
+    Returns the number of points compared."""
     samples = nb.kernel_json(f"_stable_samples({union_expr})")
     assert len(samples) > 100, "too few grid points away from mask edges to compare"
     rgba = sam.pixels([(x, y) for x, y, _ in samples])
